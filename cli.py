@@ -1,0 +1,210 @@
+"""lenet_keras command line: train, evaluate, export and inspect LeNet models.
+
+    python cli.py fit                      # LeNet-5 on the embedded Fashion-MNIST sample
+    python cli.py fit --dataset cifar10 --grayscale
+    python cli.py evaluate                 # the latest run
+    python cli.py models
+
+This file only parses options and calls the package. Heavy imports (TensorFlow, Keras,
+matplotlib) happen inside the commands, so `--help` is fast.
+"""
+
+import os
+import sys
+import traceback
+
+import click
+
+# Quiet TensorFlow's C++ start-up chatter; must be set before tensorflow is imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from lenet_keras.errors import BadInput  # noqa: E402  (light: no tensorflow)
+
+
+class OneLineErrors(click.Group):
+    """A click group whose errors are one line on stderr: exit 2 for bad input (click's
+    usage errors and BadInput), exit 1 for unexpected errors (traceback with --debug)."""
+
+    def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in args
+        try:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        except click.ClickException as error:
+            click.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(2 if isinstance(error, click.UsageError) else error.exit_code)
+        except BadInput as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except Exception as error:  # noqa: BLE001  one line, not a traceback
+            if debug:
+                traceback.print_exc()
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            click.echo(f"Internal error: {type(error).__name__}: {first} "
+                       "(rerun with --debug for the traceback)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+def cli(debug):
+    """Build, train and ship LeNet-5 and its family of small CNNs (Keras 3)."""
+
+
+# ---------------------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------------------
+
+POSITIVE = click.IntRange(min=1)
+
+
+@cli.command()
+@click.option("--dataset", default=None, metavar="NAME|PATH",
+              help="TFDS name, image folder, IDX folder or .npz (default: embedded sample).")
+@click.option("--model", "model_name", default="lenet5", show_default=True,
+              help="Registry name; see `python cli.py models`.")
+@click.option("--epochs", type=POSITIVE, default=15, show_default=True, help="Training epochs.")
+@click.option("--batch-size", type=POSITIVE, default=128, show_default=True, help="Images per batch.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+              show_default=True, help="Peak learning rate.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+              show_default=True, help="Adam, or SGD with Nesterov momentum.")
+@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
+              show_default=True, help="Learning-rate schedule.")
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="Seed for weights, shuffling and the validation split.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write the run (default: runs/<model>-<dataset>-<time>/).")
+@click.option("--image-size", type=POSITIVE, default=None,
+              help="Resize images to N x N (default: the dataset's size; 32 for folders).")
+@click.option("--grayscale/--rgb", "grayscale", default=None,
+              help="Convert images to 1 or 3 channels (default: as the dataset).")
+@click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True, help="Fraction of training images held out for validation.")
+@click.option("--augment", is_flag=True, help="Random shifts and zooms (flips for RGB).")
+@click.option("--positive-class", default=None, metavar="NAME",
+              help="One-vs-rest binary task for this class (e.g. hot_dog).")
+@click.option("--early-stopping", type=click.IntRange(min=0), default=0,
+              help="Stop after N epochs without validation improvement (0: off).")
+@click.option("--data-dir", type=click.Path(), default=None, help="TFDS data directory.")
+@click.option("--manual-dir", type=click.Path(), default=None,
+              help="Folder of TFDS archives you downloaded yourself.")
+@click.option("--jit-compile/--no-jit-compile", default=True, show_default=True,
+              help="XLA-compile the training step.")
+@click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
+def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, schedule, seed,
+        run_dir, image_size, grayscale, val_split, augment, positive_class, early_stopping,
+        data_dir, manual_dir, jit_compile, overwrite):
+    """Train a model and write a run directory (model.keras, history.csv, metrics.json).
+
+    Rerun with the same --run-dir to resume an interrupted run.
+    """
+    from lenet_keras.models import MODELS, get_spec
+    from lenet_keras.train import TrainConfig, default_run_dir
+
+    if model_name not in MODELS:
+        raise BadInput(f"unknown model '{model_name}'; choose one of: {', '.join(MODELS)}")
+    spec = get_spec(model_name)
+    if image_size is not None and image_size < spec.min_image_size:
+        raise BadInput(f"--image-size {image_size} is too small for {model_name}: "
+                       f"it needs at least {spec.min_image_size}")
+    config = TrainConfig(
+        model=model_name, dataset=dataset, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, optimizer=optimizer, schedule=schedule, seed=seed,
+        val_split=val_split, image_size=image_size,
+        color=None if grayscale is None else ("grayscale" if grayscale else "rgb"),
+        augment=augment, positive_class=positive_class, early_stopping=early_stopping,
+        data_dir=data_dir, manual_dir=manual_dir, jit_compile=jit_compile,
+    )
+    from lenet_keras.data import source_kind
+
+    source_kind(dataset)  # a missing path fails here, before anything is imported or written
+    run_dir = run_dir or default_run_dir(config)
+    from lenet_keras.train import train
+
+    metrics = train(config, run_dir, log=click.echo)
+    click.echo(
+        f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
+        f"after {metrics['epochs']} epochs ({metrics['train_seconds']:.0f} s, "
+        f"{metrics['train_images_per_second']:.0f} images/s) -> {run_dir}"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--run-dir", type=click.Path(), default=None, help="Run to evaluate (default: latest).")
+@click.option("--dataset", default=None, metavar="NAME|PATH",
+              help="Evaluate on another source with the same classes (default: the run's).")
+def evaluate(run_dir, dataset):
+    """Test accuracy and loss of a run's best model."""
+    from lenet_keras.train import evaluate_model, load_bundle, load_config, load_model, resolve_run_dir
+
+    run_dir = resolve_run_dir(run_dir)
+    if not (run_dir / "model.keras").exists():
+        raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
+    config = load_config(run_dir)
+    overrides = {"dataset": dataset} if dataset else {}
+    bundle = load_bundle(config, augment=False, **overrides)
+    model = load_model(run_dir / "model.keras")
+    loss, accuracy = evaluate_model(model, bundle.test)
+    click.echo(f"{run_dir}: test accuracy {accuracy:.4f}, loss {loss:.4f} "
+               f"on {bundle.num_test} images of {bundle.name}")
+
+
+# ---------------------------------------------------------------------------------------
+# models, datasets
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command("models")
+@click.option("--input-shape", default="28,28,1", show_default=True,
+              help="H,W,C used to count parameters.")
+@click.option("--classes", type=click.IntRange(min=2), default=10, show_default=True)
+def models_command(input_shape, classes):
+    """List the model registry: name, parameters, description."""
+    from lenet_keras.models import MODELS, count_params
+
+    try:
+        shape = tuple(int(v) for v in input_shape.split(","))
+        assert len(shape) == 3
+    except (ValueError, AssertionError):
+        raise BadInput(f"--input-shape must be H,W,C (e.g. 28,28,1), got '{input_shape}'") from None
+    click.echo(f"{'name':<16}{'params':>10}  description  (params at {input_shape}, {classes} classes)")
+    for name, spec in MODELS.items():
+        try:
+            params = f"{count_params(name, shape, classes):,}"
+        except ValueError:
+            params = "too small"
+        click.echo(f"{name:<16}{params:>10}  {spec.description}")
+
+
+@cli.command("datasets")
+def datasets_command():
+    """List the dataset sources `--dataset` accepts."""
+    from lenet_keras.data import SAMPLE_NAME, TFDS_EXAMPLES
+
+    click.echo("Local (no network):")
+    click.echo(f"  (default)            {SAMPLE_NAME}: 6,000 + 1,000 Fashion-MNIST images shipped in the package")
+    click.echo("  PATH/                folder of images, one subfolder per class (optional train/ test/)")
+    click.echo("  PATH/                folder of MNIST-format IDX files, e.g. /usr/share/datasets/fashion-mnist")
+    click.echo("  PATH.npz             arrays x_train, y_train, x_test, y_test [, class_names]")
+    click.echo("TensorFlow Datasets (downloaded on first use; --data-dir, --manual-dir):")
+    for name, description in TFDS_EXAMPLES.items():
+        click.echo(f"  {name:<20} {description}")
+    click.echo("  ...and any other TFDS image classification name.")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,661 @@
+"""Input pipelines: every dataset source -> ready tf.data.Datasets plus class names.
+
+Sources (``--dataset``):
+    (nothing)          the embedded Fashion-MNIST sample shipped in ``lenet_keras/sample/``
+    PATH.npz           arrays ``x_train, y_train, x_test, y_test`` (optional ``class_names``)
+    PATH/ (IDX)        MNIST-format ``{train,t10k}-{images,labels}-idx?-ubyte[.gz]`` files,
+                       e.g. /usr/share/datasets/fashion-mnist from Debian
+    PATH/ (images)     one subfolder per class, optionally under ``train/`` and ``test/``
+    NAME               any TFDS image classification dataset (mnist, cifar10, food101, ...)
+
+Images stay raw pixels (0-255, as float32 in batches): models scale them themselves, so
+the same pixels feed training, evaluation and exported files. Local sources are loaded
+into memory once as uint8 arrays; TFDS sources are decoded and resized in a parallel map
+and cached.
+"""
+
+import difflib
+import gzip
+import os
+import re
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lenet_keras.errors import BadInput
+
+SAMPLE_PATH = Path(__file__).parent / "sample" / "fashion_mnist_sample.npz"
+SAMPLE_NAME = "fashion_mnist_sample"
+
+FASHION_MNIST_CLASSES = [
+    "t-shirt_top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle_boot",
+]
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+# Folder datasets without a test/ subfolder hold this much of each class out for testing.
+FOLDER_TEST_FRACTION = 0.2
+# Folder datasets have no native size: LeNet's 32x32 unless --image-size says otherwise.
+DEFAULT_FOLDER_IMAGE_SIZE = 32
+IDX_PATTERN = re.compile(r"^(train|t10k)-(images|labels)[.-]idx[13]-ubyte(\.gz)?$")
+# TFDS name examples for `cli.py datasets`; any TFDS image classification name works.
+TFDS_EXAMPLES = {
+    "mnist": "70k handwritten digits, 28x28 gray",
+    "fashion_mnist": "70k Zalando clothing images, 28x28 gray",
+    "kmnist": "70k cursive Japanese characters, 28x28 gray",
+    "cifar10": "60k photos of 10 objects, 32x32 RGB",
+    "cifar100": "60k photos of 100 objects, 32x32 RGB",
+    "svhn_cropped": "house-number digits, 32x32 RGB",
+    "food101": "101k food photos (with --positive-class hot_dog: Not Hotdog)",
+    "cats_vs_dogs": "23k pet photos, 2 classes",
+}
+
+
+@dataclass
+class DatasetBundle:
+    """Everything training needs from a data source.
+
+    ``train``/``val``/``test`` yield ``(images float32 [B,H,W,C] in 0..255, labels int64)``.
+    """
+
+    name: str
+    train: object
+    val: object
+    test: object
+    class_names: list
+    image_shape: tuple
+    num_train: int
+    num_val: int
+    num_test: int
+    class_weight: dict = None
+    skipped_files: list = field(default_factory=list)
+
+
+@dataclass
+class ArraySplits:
+    """A local source read into memory: uint8 images [N,H,W,C], int64 labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+    skipped_files: list = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------
+# Source detection
+# ---------------------------------------------------------------------------------------
+
+
+def source_kind(source):
+    """'sample', 'npz', 'idx', 'folder' or 'tfds' for a ``--dataset`` value.
+
+    Raises BadInput for a path that does not exist or holds no usable data.
+    """
+    if source in (None, "", "sample", SAMPLE_NAME):
+        return "sample"
+    path = Path(source).expanduser()
+    looks_like_path = os.sep in source or source.startswith(".") or path.suffix == ".npz"
+    if not path.exists():
+        if looks_like_path:
+            raise BadInput(f"dataset path '{source}' does not exist")
+        return "tfds"
+    if path.is_file():
+        if path.suffix == ".npz":
+            return "npz"
+        raise BadInput(
+            f"dataset file '{source}' is not an .npz; pass an .npz, a folder of images "
+            "or IDX files, or a TFDS name"
+        )
+    if _find_idx_files(path):
+        return "idx"
+    return "folder"
+
+
+def dataset_name(source):
+    """Short name used in run directory names, e.g. 'fashion-mnist' or 'cifar10'."""
+    if source_kind(source) == "sample":
+        return SAMPLE_NAME
+    if source_kind(source) == "tfds":
+        return source.split(":")[0].split("/")[0]
+    return Path(source).expanduser().resolve().stem or "data"
+
+
+# ---------------------------------------------------------------------------------------
+# Local sources -> ArraySplits
+# ---------------------------------------------------------------------------------------
+
+
+def _as_nhwc_uint8(x, what):
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise BadInput(f"{what} must have shape [N,H,W] or [N,H,W,1|3], got {x.shape}")
+    if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
+        x = x * 255.0  # images stored as 0..1 floats; models expect 0..255 pixels
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8) if x.dtype != np.uint8 else x
+
+
+def load_npz(path):
+    """Arrays from an .npz with x_train, y_train, x_test, y_test (and class_names)."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise BadInput(f"cannot read '{path}' as .npz: {error}") from None
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
+    if missing:
+        raise BadInput(f"'{path}' lacks arrays {', '.join(sorted(missing))}")
+    y_train = archive["y_train"].astype(np.int64).reshape(-1)
+    y_test = archive["y_test"].astype(np.int64).reshape(-1)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    if "class_names" in archive.files:
+        class_names = [str(n) for n in archive["class_names"]]
+    else:
+        class_names = [str(i) for i in range(num_classes)]
+    return ArraySplits(
+        _as_nhwc_uint8(archive["x_train"], "x_train"), y_train,
+        _as_nhwc_uint8(archive["x_test"], "x_test"), y_test, class_names,
+    )
+
+
+def _find_idx_files(folder):
+    """{('train'|'t10k', 'images'|'labels'): path} for MNIST-format files in folder."""
+    found = {}
+    for entry in Path(folder).iterdir():
+        match = IDX_PATTERN.match(entry.name)
+        if match and entry.is_file():
+            found[(match.group(1), match.group(2))] = entry
+    return found
+
+
+def read_idx(path):
+    """An IDX array (the MNIST file format: magic, big-endian dims, then raw data)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:
+        raise BadInput(f"cannot read IDX file '{path}': {error}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise BadInput(f"'{path}' is not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    if len(data) - offset != int(np.prod(shape)):
+        raise BadInput(f"IDX file '{path}' is truncated or corrupt")
+    return np.frombuffer(data, np.uint8, offset=offset).reshape(shape)
+
+
+def load_idx_folder(folder):
+    """Arrays from a folder of MNIST-format IDX files (gz or raw).
+
+    Class names: a ``labels.txt`` in the folder, else Fashion-MNIST's when the folder
+    name says so, else the digits.
+    """
+    files = _find_idx_files(folder)
+    needed = [(split, kind) for split in ("train", "t10k") for kind in ("images", "labels")]
+    missing = [f"{s}-{k}" for s, k in needed if (s, k) not in files]
+    if missing:
+        raise BadInput(f"IDX folder '{folder}' lacks {', '.join(missing)} files")
+    arrays = {key: read_idx(files[key]) for key in needed}
+    labels_file = Path(folder) / "labels.txt"
+    if labels_file.exists():
+        class_names = labels_file.read_text().split()
+    elif "fashion" in Path(folder).resolve().name.lower():
+        class_names = list(FASHION_MNIST_CLASSES)
+    else:
+        class_names = [str(i) for i in range(10)]
+    return ArraySplits(
+        _as_nhwc_uint8(arrays["train", "images"], "train images"),
+        arrays["train", "labels"].astype(np.int64),
+        _as_nhwc_uint8(arrays["t10k", "images"], "test images"),
+        arrays["t10k", "labels"].astype(np.int64),
+        class_names,
+    )
+
+
+def _read_image(path, size):
+    """One image file -> (uint8 RGB array [size,size,3], is_grayscale), or None if it
+    cannot be decoded (corrupt, truncated, not an image)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.seek(0)  # first frame of an animated GIF
+            grayscale = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8), grayscale
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _class_folders(root):
+    return sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_class_folders(root, class_names, size):
+    """Read every image under root/<class>/; returns (images, labels, grays, skipped)."""
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        class_dir = Path(root) / name
+        if not class_dir.is_dir():
+            continue
+        for file in sorted(class_dir.rglob("*")):
+            if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file():
+                paths.append(file)
+                labels.append(label)
+    # PIL releases the GIL while decoding, so threads help on big folders.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = list(pool.map(lambda p: _read_image(p, size), paths))
+    images, kept_labels, grays, skipped = [], [], [], []
+    for path, label, result in zip(paths, labels, results):
+        if result is None:
+            skipped.append(str(path))
+        else:
+            images.append(result[0])
+            grays.append(result[1])
+            kept_labels.append(label)
+    images = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return images, np.asarray(kept_labels, np.int64), grays, skipped
+
+
+def load_image_folder(folder, image_size=None, seed=42):
+    """Arrays from a folder with one subfolder per class (optionally under train/ and
+    test/). Unreadable files are skipped and listed in ``skipped_files``. Without a
+    test/ folder, a seeded stratified 20% of each class is held out for testing.
+    Grayscale sources (every image single-channel) come back with 1 channel."""
+    size = image_size or DEFAULT_FOLDER_IMAGE_SIZE
+    root = Path(folder)
+    split_layout = (root / "train").is_dir()
+    train_root = root / "train" if split_layout else root
+    class_names = [p.name for p in _class_folders(train_root)]
+    if len(class_names) < 2:
+        raise BadInput(
+            f"image folder '{folder}' has {len(class_names)} class subfolder(s); "
+            "it needs one subfolder per class, at least two"
+        )
+    x, y, grays, skipped = _read_class_folders(train_root, class_names, size)
+    if split_layout and (root / "test").is_dir():
+        x_test, y_test, test_grays, test_skipped = _read_class_folders(
+            root / "test", class_names, size
+        )
+        grays, skipped = grays + test_grays, skipped + test_skipped
+    else:
+        x, y, x_test, y_test = _stratified_split(x, y, FOLDER_TEST_FRACTION, seed)
+    if len(x) == 0:
+        found = f" ({len(skipped)} unreadable)" if skipped else ""
+        raise BadInput(f"image folder '{folder}' holds no readable images{found}")
+    empty = [n for i, n in enumerate(class_names) if not np.any(y == i)]
+    if empty:
+        raise BadInput(f"class folder(s) without readable images: {', '.join(empty)}")
+    if grays and all(grays):
+        x, x_test = _to_grayscale(x), _to_grayscale(x_test)
+    return ArraySplits(x, y, x_test, y_test, class_names, skipped)
+
+
+def _stratified_split(x, y, fraction, seed):
+    """Hold out ``fraction`` of each class (at least one image where a class has two)."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in np.unique(y):
+        indices = rng.permutation(np.flatnonzero(y == label))
+        count = int(round(len(indices) * fraction)) if len(indices) > 1 else 0
+        held.extend(indices[: max(count, 1 if len(indices) > 1 else 0)])
+    mask = np.zeros(len(y), bool)
+    mask[np.asarray(held, dtype=np.int64)] = True
+    return x[~mask], y[~mask], x[mask], y[mask]
+
+
+def _to_grayscale(x):
+    """RGB uint8 -> 1-channel uint8 with ITU-R 601 luma weights (as PIL's 'L')."""
+    if x.shape[-1] == 1:
+        return x
+    luma = x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.rint(luma)[..., None].astype(np.uint8)
+
+
+def _to_rgb(x):
+    return x if x.shape[-1] == 3 else np.repeat(x, 3, axis=-1)
+
+
+def _resize(x, size):
+    """Resize a uint8 batch [N,H,W,C] to size x size, keeping 0..255 uint8."""
+    if x.shape[1] == size and x.shape[2] == size:
+        return x
+    import tensorflow as tf
+
+    chunks = [
+        tf.image.resize(x[i: i + 4096], (size, size), antialias=True).numpy()
+        for i in range(0, len(x), 4096)
+    ]
+    return np.clip(np.rint(np.concatenate(chunks)), 0, 255).astype(np.uint8)
+
+
+def load_arrays(source, image_size=None, seed=42):
+    """ArraySplits for a local source (sample, .npz, IDX folder or image folder)."""
+    kind = source_kind(source)
+    if kind == "sample":
+        return load_npz(SAMPLE_PATH)
+    if kind == "npz":
+        return load_npz(source)
+    if kind == "idx":
+        return load_idx_folder(source)
+    if kind == "folder":
+        return load_image_folder(source, image_size, seed)
+    raise ValueError(f"'{source}' is a TFDS name, not a local source")
+
+
+# ---------------------------------------------------------------------------------------
+# Labels: one-vs-rest and class weights
+# ---------------------------------------------------------------------------------------
+
+
+def positive_class_index(class_names, positive_class):
+    if positive_class not in class_names:
+        close = difflib.get_close_matches(positive_class, class_names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise BadInput(f"--positive-class '{positive_class}' is not a class of this dataset{hint}")
+    return class_names.index(positive_class)
+
+
+def binary_class_names(positive_class):
+    return [f"not_{positive_class}", positive_class]
+
+
+def balanced_class_weight(labels, num_classes):
+    """Weights n / (k * count_c), so each class contributes equally to the loss."""
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes)
+    total = counts.sum()
+    return {c: float(total / (num_classes * n)) if n else 0.0 for c, n in enumerate(counts)}
+
+
+# ---------------------------------------------------------------------------------------
+# tf.data pipelines
+# ---------------------------------------------------------------------------------------
+
+
+def _augmenter(channels, seed):
+    """Small random shifts and zooms (and horizontal flips for photos), on whole batches."""
+    import keras
+
+    steps = [
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+        keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+    ]
+    if channels == 3:
+        steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    return keras.Sequential(steps, name="augment")
+
+
+def array_pipeline(x, y, batch_size, training=False, augment=False, seed=42):
+    """A tf.data pipeline over in-memory arrays.
+
+    Shuffles indices rather than images and gathers whole batches, so the pipeline costs
+    a few vectorised ops per batch instead of per image.
+    """
+    import tensorflow as tf
+
+    images = tf.constant(x)
+    labels = tf.constant(y)
+    dataset = tf.data.Dataset.range(len(x))
+    if training:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=training and len(x) >= batch_size)
+    dataset = dataset.map(
+        lambda i: (tf.cast(tf.gather(images, i), tf.float32), tf.gather(labels, i)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if training and augment:
+        augmenter = _augmenter(x.shape[-1], seed)
+        dataset = dataset.map(
+            lambda images, labels: (augmenter(images, training=True), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _seeded_split(num, fraction, seed):
+    """Seeded permutation of range(num) cut into (kept, held-out) index arrays."""
+    order = np.random.default_rng(seed).permutation(num)
+    held = int(round(num * fraction))
+    return order[held:], order[:held]
+
+
+def _bundle_from_arrays(arrays, name, *, batch_size, image_size, color, val_split,
+                        seed, augment, positive_class):
+    x_train, x_test = arrays.x_train, arrays.x_test
+    if color == "grayscale":
+        x_train, x_test = _to_grayscale(x_train), _to_grayscale(x_test)
+    elif color == "rgb":
+        x_train, x_test = _to_rgb(x_train), _to_rgb(x_test)
+    if image_size:
+        x_train, x_test = _resize(x_train, image_size), _resize(x_test, image_size)
+    y_train, y_test, class_names = arrays.y_train, arrays.y_test, arrays.class_names
+    class_weight = None
+    if positive_class is not None:
+        index = positive_class_index(class_names, positive_class)
+        y_train, y_test = (y_train == index).astype(np.int64), (y_test == index).astype(np.int64)
+        class_names = binary_class_names(positive_class)
+    keep, held = _seeded_split(len(x_train), val_split, seed)
+    x_val, y_val = x_train[held], y_train[held]
+    x_train, y_train = x_train[keep], y_train[keep]
+    if positive_class is not None:
+        class_weight = balanced_class_weight(y_train, 2)
+    return DatasetBundle(
+        name=name,
+        train=array_pipeline(x_train, y_train, batch_size, True, augment, seed),
+        val=array_pipeline(x_val, y_val, batch_size) if len(x_val) else None,
+        test=array_pipeline(x_test, y_test, batch_size),
+        class_names=list(class_names),
+        image_shape=tuple(int(d) for d in x_train.shape[1:]),
+        num_train=len(x_train),
+        num_val=len(x_val),
+        num_test=len(x_test),
+        class_weight=class_weight,
+        skipped_files=arrays.skipped_files,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# TFDS
+# ---------------------------------------------------------------------------------------
+
+
+def _network_reachable(host="storage.googleapis.com", port=443, timeout=3.0):
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline_hint(name):
+    return (
+        f"work offline with --data-dir (a TFDS data dir where '{name}' is prepared), "
+        "--manual-dir (its downloaded archives), or a local path (image folder, IDX "
+        "folder, .npz)"
+    )
+
+
+def tfds_builder(name, data_dir=None):
+    """The TFDS builder for an image classification dataset, or BadInput."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise BadInput(
+            f"unknown dataset '{name}': not a path and not a TFDS dataset{hint}"
+        ) from None
+    features = builder.info.features
+    if "image" not in features or "label" not in features:
+        raise BadInput(f"TFDS dataset '{name}' is not an image classification dataset")
+    return builder
+
+
+def _prepare_tfds(builder, name, manual_dir):
+    """Download and prepare a TFDS dataset, failing fast with a hint when offline."""
+    import tensorflow_datasets as tfds
+
+    if builder.is_prepared():
+        return
+    if manual_dir is None and not _network_reachable():
+        raise BadInput(f"cannot download TFDS dataset '{name}' (no network); {_offline_hint(name)}")
+    config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    try:
+        builder.download_and_prepare(download_config=config)
+    except Exception as error:  # TFDS raises many types (network, checksum, manual)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BadInput(f"cannot prepare TFDS dataset '{name}': {first_line[:200]}; {_offline_hint(name)}") from None
+
+
+def _tfds_pipeline(builder, split, *, size, channels, label_map, batch_size, training,
+                   augment, seed):
+    """Decode -> resize / convert color -> cache -> shuffle -> batch -> prefetch."""
+    import tensorflow as tf
+
+    dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+
+    def prepare(image, label):
+        image.set_shape([None, None, None])
+        if channels == 1 and image.shape[-1] != 1:
+            image = tf.image.rgb_to_grayscale(image)
+        elif channels == 3 and image.shape[-1] != 3:
+            image = tf.image.grayscale_to_rgb(image)
+        image = tf.image.resize(image, (size, size), antialias=True)
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        return image, label_map(label)
+
+    # Cache the small decoded uint8 images: decoding and resizing run once, not per epoch.
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if training:
+        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(
+        lambda images, labels: (tf.cast(images, tf.float32), labels),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if training and augment:
+        augmenter = _augmenter(channels, seed)
+        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _load_tfds(name, *, batch_size, image_size, color, val_split, seed, augment,
+               positive_class, data_dir, manual_dir):
+    import tensorflow as tf
+
+    builder = tfds_builder(name, data_dir)
+    _prepare_tfds(builder, name, manual_dir)
+    info = builder.info
+    image_feature = info.features["image"]
+    class_names = list(info.features["label"].names)
+    native_size = image_feature.shape[0]
+    size = image_size or native_size or DEFAULT_FOLDER_IMAGE_SIZE
+    channels = {"grayscale": 1, "rgb": 3}.get(color) or image_feature.shape[-1] or 3
+
+    splits = set(info.splits.keys())
+    # Some datasets (food101, cats_vs_dogs, ...) provide no TEST split: use VALIDATION,
+    # else hold out the last 20% of TRAIN. Mock data (tests) reports no splits at all.
+    if "test" in splits or not splits:
+        test_split, train_split = "test", "train"
+    elif "validation" in splits:
+        test_split, train_split = "validation", "train"
+    else:
+        test_split, train_split = "train[80%:]", "train[:80%]"
+    percent = int(round(val_split * 100))
+    # TFDS slices are deterministic (not seeded): the same examples every run.
+    val_split_str = f"{train_split}[-{percent}%:]" if "[" not in train_split else None
+    if val_split_str is None:
+        train_only, val_only = "train[:70%]", "train[70%:80%]"
+    elif percent:
+        train_only, val_only = f"{train_split}[:-{percent}%]", val_split_str
+    else:
+        train_only, val_only = train_split, None
+
+    label_map = lambda label: label  # noqa: E731
+    class_weight = None
+    if positive_class is not None:
+        index = positive_class_index(class_names, positive_class)
+        label_map = lambda label: tf.cast(tf.equal(label, index), tf.int64)  # noqa: E731
+        class_names = binary_class_names(positive_class)
+    common = dict(size=size, channels=channels, label_map=label_map, batch_size=batch_size, seed=seed)
+    train = _tfds_pipeline(builder, train_only, training=True, augment=augment, **common)
+    val = _tfds_pipeline(builder, val_only, training=False, augment=False, **common) if val_only else None
+    test = _tfds_pipeline(builder, test_split, training=False, augment=False, **common)
+
+    def count(split):
+        try:
+            return int(info.splits[split].num_examples)
+        except (KeyError, ValueError):  # mock data: no split metadata
+            return int(builder.as_dataset(split=split).reduce(0, lambda n, _: n + 1))
+
+    if positive_class is not None:
+        labels = np.concatenate([y.numpy() for _, y in train])
+        class_weight = balanced_class_weight(labels, 2)
+    return DatasetBundle(
+        name=name,
+        train=train,
+        val=val,
+        test=test,
+        class_names=class_names,
+        image_shape=(size, size, channels),
+        num_train=count(train_only),
+        num_val=count(val_only) if val_only else 0,
+        num_test=count(test_split),
+        class_weight=class_weight,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------------------
+
+
+def load_dataset(source=None, *, batch_size=128, image_size=None, color=None, val_split=0.1,
+                 seed=42, augment=False, positive_class=None, data_dir=None, manual_dir=None):
+    """Load any supported source as batched tf.data pipelines.
+
+    Args:
+        source: None (embedded sample), a path (.npz, IDX folder, image folder) or a
+            TFDS name.
+        batch_size: images per batch.
+        image_size: resize to image_size x image_size (default: the source's size; 32 for
+            image folders and variable-size TFDS datasets).
+        color: None (as the source), "grayscale" or "rgb".
+        val_split: fraction of the training split held out for validation (seeded).
+        seed: shuffling, validation split and augmentation seed.
+        augment: random shifts/zooms (and flips for RGB) on training batches.
+        positive_class: a class name; turns the problem into one-vs-rest binary with
+            balanced class weights.
+        data_dir, manual_dir: TFDS data directory and manually downloaded archives.
+
+    Returns:
+        A DatasetBundle.
+
+    Example:
+        >>> bundle = load_dataset("/usr/share/datasets/fashion-mnist", batch_size=128)
+    """
+    if not 0 <= val_split < 1:
+        raise BadInput(f"--val-split must be in [0, 1), got {val_split}")
+    if color not in (None, "grayscale", "rgb"):
+        raise ValueError(f"color must be None, 'grayscale' or 'rgb', got {color!r}")
+    name = dataset_name(source)
+    if source_kind(source) == "tfds":
+        return _load_tfds(
+            source, batch_size=batch_size, image_size=image_size, color=color,
+            val_split=val_split, seed=seed, augment=augment, positive_class=positive_class,
+            data_dir=data_dir, manual_dir=manual_dir,
+        )
+    arrays = load_arrays(source, image_size, seed)
+    return _bundle_from_arrays(
+        arrays, name, batch_size=batch_size, image_size=image_size, color=color,
+        val_split=val_split, seed=seed, augment=augment, positive_class=positive_class,
+    )

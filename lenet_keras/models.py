@@ -1,0 +1,353 @@
+"""LeNet-5 and its family as Keras functional models, in a registry of named variants.
+
+This module imports keras only (no tensorflow), so the builders run under any Keras
+backend (TensorFlow for training and export here, JAX on a GPU machine).
+
+Every model takes images exactly as a dataset gives them: raw pixel values 0-255 at the
+dataset's size, grayscale or RGB. Scaling, and the paper's zero padding of 28x28 digits to
+32x32, happen inside the model, so an exported file can be fed pixels directly.
+
+    >>> model = build_model("lenet5", input_shape=(32, 32, 1), num_classes=10)
+    >>> model.count_params()
+    61706
+"""
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+from keras import layers, ops
+
+# LeNet-5 was designed for 32x32 inputs: 28x28 MNIST digits padded by 2 pixels so that
+# stroke end-points can reach the centre of the top feature detectors' receptive fields.
+LENET_INPUT_SIZE = 32
+# Below this a LeNet's two 5x5 conv + 2x2 pool stages have nothing left to see.
+LENET_MIN_SIZE = 28
+
+
+# ---------------------------------------------------------------------------------------
+# Layers of the faithful 1998 model. Registered so that .keras files load in safe mode.
+# ---------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="lenet_keras")
+def scaled_tanh(x):
+    """LeCun's squashing function f(a) = 1.7159 tanh(2a/3) (1998, Appendix A).
+
+    Chosen so that f(1) = 1 and f(-1) = -1, with maximal second derivative at +-1.
+    """
+    return 1.7159 * ops.tanh(x * (2.0 / 3.0))
+
+
+@keras.saving.register_keras_serializable(package="lenet_keras")
+class Subsampling(layers.Layer):
+    """The paper's S2/S4 layers: 2x2 average, times a trainable coefficient, plus a
+    trainable bias, per feature map (2 parameters per map), then the squashing function.
+
+    Modern LeNets use a parameter-free max-pool instead.
+    """
+
+    def __init__(self, pool_size=2, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.coefficient = self.add_weight(
+            name="coefficient", shape=(channels,), initializer="ones"
+        )
+        self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
+
+    def call(self, inputs):
+        pooled = ops.average_pool(inputs, self.pool_size, strides=self.pool_size)
+        return self.activation(pooled * self.coefficient + self.bias)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, height // self.pool_size, width // self.pool_size, channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            pool_size=self.pool_size,
+            activation=keras.activations.serialize(self.activation),
+        )
+        return config
+
+
+# LeCun et al. 1998, Table I: which of the 6 S2 maps each of the 16 C3 maps sees.
+# Six maps take 3 contiguous S2 maps, six take 4 contiguous, three take 4 discontinuous,
+# and the last takes all six. The paper breaks symmetry this way and keeps the
+# connection count (and parameters: 60*25 + 16 = 1,516) down.
+C3_CONNECTIONS = (
+    [[(i + k) % 6 for k in range(3)] for i in range(6)]
+    + [[(i + k) % 6 for k in range(4)] for i in range(6)]
+    + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5]]
+    + [[0, 1, 2, 3, 4, 5]]
+)
+
+
+@keras.saving.register_keras_serializable(package="lenet_keras")
+class PartialConv2D(layers.Layer):
+    """A valid, stride-1 convolution where output map j only sees the input maps in
+    ``connections[j]`` (the paper's C3).
+
+    Only the connected kernels are trainable weights (so the parameter count is the
+    paper's); they are scattered into a full kernel with a constant 0/1 selection tensor,
+    which keeps the op a plain Conv2D for every backend and for TFLite.
+    """
+
+    def __init__(self, connections, kernel_size=5, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.connections = [list(c) for c in connections]
+        self.kernel_size = kernel_size
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        in_maps = input_shape[-1]
+        out_maps = len(self.connections)
+        pairs = [(i, j) for j, inputs in enumerate(self.connections) for i in inputs]
+        if max(i for i, _ in pairs) >= in_maps:
+            raise ValueError(f"connections refer to input map >= {in_maps}")
+        # selection[k, i, j] = 1 where connection k joins input map i to output map j.
+        selection = [[[0.0] * out_maps for _ in range(in_maps)] for _ in pairs]
+        for k, (i, j) in enumerate(pairs):
+            selection[k][i][j] = 1.0
+        self.selection = ops.convert_to_tensor(selection, dtype=self.compute_dtype)
+        # LeCun uniform: each output map's fan-in is (its input maps) x 5 x 5.
+        mean_fan_in = self.kernel_size**2 * len(pairs) / out_maps
+        limit = (3.0 / mean_fan_in) ** 0.5
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(self.kernel_size, self.kernel_size, len(pairs)),
+            initializer=keras.initializers.RandomUniform(-limit, limit),
+        )
+        self.bias = self.add_weight(name="bias", shape=(out_maps,), initializer="zeros")
+
+    def call(self, inputs):
+        full_kernel = ops.einsum("hwk,kio->hwio", self.kernel, self.selection)
+        outputs = ops.conv(inputs, full_kernel, strides=1, padding="valid") + self.bias
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        shrink = self.kernel_size - 1
+        return (batch, height - shrink, width - shrink, len(self.connections))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            connections=self.connections,
+            kernel_size=self.kernel_size,
+            activation=keras.activations.serialize(self.activation),
+        )
+        return config
+
+
+# ---------------------------------------------------------------------------------------
+# Shared blocks
+# ---------------------------------------------------------------------------------------
+
+
+def _pixels_in(inputs, scale=1.0 / 255, offset=0.0, pad_to=LENET_INPUT_SIZE):
+    """Raw 0-255 pixels -> scaled floats, zero-padded up to ``pad_to`` on each side.
+
+    Padding happens after scaling, so the border is the scaled background (0).
+    """
+    x = layers.Rescaling(scale, offset, name="rescale")(inputs)
+    height, width = inputs.shape[1], inputs.shape[2]
+    if pad_to and (height < pad_to or width < pad_to):
+        pad_h, pad_w = max(pad_to - height, 0), max(pad_to - width, 0)
+        x = layers.ZeroPadding2D(
+            ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)),
+            name="pad",
+        )(x)
+    return x
+
+
+def _conv_pool(x, filters, name, kernel_size=5, batch_norm=False):
+    """conv -> (batch norm) -> ReLU -> 2x2 max-pool, layers named ``{name}_conv`` etc."""
+    x = layers.Conv2D(
+        filters, kernel_size, use_bias=not batch_norm, name=f"{name}_conv"
+    )(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_relu")(x)
+    return layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+
+
+def _dense(x, units, name, batch_norm=False, dropout=0.0):
+    """dense -> (batch norm) -> ReLU -> (dropout)."""
+    x = layers.Dense(units, use_bias=not batch_norm, name=f"{name}_dense")(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_relu")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def _classifier(x, num_classes):
+    # Softmax even for binary problems (2 units): one loss, one export path, and
+    # predict prints a probability per class name.
+    return layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+
+
+# ---------------------------------------------------------------------------------------
+# Builders: plain functions ending in keras.Model(inputs, outputs, name=...)
+# ---------------------------------------------------------------------------------------
+
+
+def lenet5(input_shape, num_classes):
+    """Modern LeNet-5 (the keras-io form): ReLU instead of scaled tanh, max-pool instead
+    of trainable subsampling, full C3 connections, softmax instead of RBF outputs."""
+    inputs = keras.Input(input_shape, name="image")
+    x = _pixels_in(inputs)
+    x = _conv_pool(x, 6, "c1")
+    x = _conv_pool(x, 16, "c3")
+    x = layers.Flatten(name="flatten")(x)  # 16 x 5 x 5 = 400 for a 32x32 input
+    x = _dense(x, 120, "f5")
+    x = _dense(x, 84, "f6")
+    return keras.Model(inputs, _classifier(x, num_classes), name="lenet5")
+
+
+def lenet5_classic(input_shape, num_classes):
+    """LeNet-5 as in LeCun, Bottou, Bengio & Haffner (1998), except for the output:
+    a dense softmax classifier replaces the fixed Euclidean RBF units."""
+    inputs = keras.Input(input_shape, name="image")
+    # The paper maps background (white) to -0.1 and ink (black) to 1.175 so that the
+    # inputs have mean ~0 and variance ~1. Fashion-MNIST/MNIST store ink as 255.
+    x = _pixels_in(inputs, scale=1.275 / 255, offset=-0.1)
+    x = layers.Conv2D(6, 5, activation=scaled_tanh, name="c1")(x)
+    x = Subsampling(2, activation=scaled_tanh, name="s2")(x)
+    x = PartialConv2D(C3_CONNECTIONS, 5, activation=scaled_tanh, name="c3")(x)
+    x = Subsampling(2, activation=scaled_tanh, name="s4")(x)
+    # C5 is a 5x5 convolution (not a dense layer): on a 32x32 input its maps are 1x1,
+    # on larger inputs it still slides, as in the paper's space-displacement networks.
+    x = layers.Conv2D(120, 5, activation=scaled_tanh, name="c5")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(84, activation=scaled_tanh, name="f6")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name="lenet5_classic")
+
+
+def lenet5_mini(input_shape, num_classes):
+    """A ~3k-parameter LeNet for microcontrollers: 4 and 8 maps, no hidden dense layers."""
+    inputs = keras.Input(input_shape, name="image")
+    x = _pixels_in(inputs)
+    x = _conv_pool(x, 4, "c1")
+    x = _conv_pool(x, 8, "c3")
+    x = layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name="lenet5_mini")
+
+
+def lenet5_bn(input_shape, num_classes, widths=(32, 64), dense_units=(256, 128), dropout=0.3):
+    """The accurate variant: LeNet-5 wider, with batch norm after every conv and dense
+    layer and dropout before the classifier."""
+    inputs = keras.Input(input_shape, name="image")
+    x = _pixels_in(inputs)
+    x = _conv_pool(x, widths[0], "c1", batch_norm=True)
+    x = _conv_pool(x, widths[1], "c3", batch_norm=True)
+    x = layers.Flatten(name="flatten")(x)
+    x = _dense(x, dense_units[0], "f5", batch_norm=True, dropout=dropout)
+    x = _dense(x, dense_units[1], "f6", batch_norm=True, dropout=dropout)
+    return keras.Model(inputs, _classifier(x, num_classes), name="lenet5_bn")
+
+
+def lenet1(input_shape, num_classes):
+    """LeNet-1 (LeCun et al. 1989/1998): 4 and 12 maps of 5x5, average pooling, no
+    hidden dense layer; on 28x28 inputs without padding, as in the paper."""
+    inputs = keras.Input(input_shape, name="image")
+    x = _pixels_in(inputs, pad_to=None)
+    x = layers.Conv2D(4, 5, activation="tanh", name="c1")(x)
+    x = layers.AveragePooling2D(2, name="s2")(x)
+    x = layers.Conv2D(12, 5, activation="tanh", name="c3")(x)
+    x = layers.AveragePooling2D(2, name="s4")(x)
+    x = layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name="lenet1")
+
+
+def mlp(input_shape, num_classes, hidden=(300, 100)):
+    """The fully connected baseline: the paper's 300-100 two-hidden-layer network."""
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(hidden, start=1):
+        x = _dense(x, units, f"h{i}")
+    return keras.Model(inputs, _classifier(x, num_classes), name="mlp")
+
+
+# ---------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[..., keras.Model]
+    description: str
+    min_image_size: int = LENET_MIN_SIZE
+
+
+MODELS = {
+    spec.name: spec
+    for spec in [
+        ModelSpec("lenet5", lenet5, "modern LeNet-5: ReLU, max-pool, 6-16-120-84"),
+        ModelSpec(
+            "lenet5_classic",
+            lenet5_classic,
+            "faithful 1998 LeNet-5: scaled tanh, trainable subsampling, Table I C3",
+        ),
+        ModelSpec("lenet5_mini", lenet5_mini, "tiny 4-8 map LeNet for microcontrollers"),
+        ModelSpec("lenet5_bn", lenet5_bn, "wider LeNet-5 with batch norm and dropout"),
+        ModelSpec("lenet1", lenet1, "LeNet-1 (1989): 4-12 maps, average pooling"),
+        ModelSpec("mlp", mlp, "fully connected 300-100 baseline", min_image_size=1),
+    ]
+}
+
+
+def list_models(pattern="*"):
+    """Registered model names matching a glob pattern, e.g. ``list_models("lenet5*")``."""
+    return sorted(name for name in MODELS if fnmatch.fnmatch(name, pattern))
+
+
+def get_spec(name):
+    """The registry entry for ``name``; an unknown name raises ValueError listing the
+    valid ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model '{name}'; choose one of: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
+    """Build a registered model.
+
+    Args:
+        name: a registry name (see ``list_models()``).
+        input_shape: (height, width, channels) of the raw images.
+        num_classes: number of output classes (2 for a binary problem).
+        **kwargs: builder-specific options (e.g. ``widths`` for lenet5_bn).
+
+    Returns:
+        An uncompiled ``keras.Model`` mapping raw 0-255 pixels to class probabilities.
+
+    Raises:
+        ValueError: unknown name, or an image too small for the model.
+    """
+    spec = get_spec(name)
+    height, width, channels = input_shape
+    if min(height, width) < spec.min_image_size:
+        raise ValueError(
+            f"image size {height}x{width} is too small for {name}: it needs at least "
+            f"{spec.min_image_size}x{spec.min_image_size}"
+        )
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    return spec.builder(tuple(input_shape), num_classes, **kwargs)
+
+
+def count_params(name, input_shape=(32, 32, 1), num_classes=10):
+    """Parameter count of a registered model for the given input."""
+    return build_model(name, input_shape, num_classes).count_params()
