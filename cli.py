@@ -146,21 +146,51 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
 @cli.command()
 @click.option("--run-dir", type=click.Path(), default=None, help="Run to evaluate (default: latest).")
 @click.option("--dataset", default=None, metavar="NAME|PATH",
-              help="Evaluate on another source with the same classes (default: the run's).")
+              help="Evaluate on another source with the same classes (default: the run's). "
+                   "A plain folder of class subfolders is used whole.")
 def evaluate(run_dir, dataset):
-    """Test accuracy and loss of a run's best model."""
-    from lenet_keras.train import evaluate_model, load_bundle, load_config, load_model, resolve_run_dir
+    """Test accuracy, loss and per-class accuracy of a run's best model.
 
-    run_dir = resolve_run_dir(run_dir)
-    if not (run_dir / "model.keras").exists():
-        raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
-    config = load_config(run_dir)
-    overrides = {"dataset": dataset} if dataset else {}
-    bundle = load_bundle(config, augment=False, **overrides)
-    model = load_model(run_dir / "model.keras")
-    loss, accuracy = evaluate_model(model, bundle.test)
-    click.echo(f"{run_dir}: test accuracy {accuracy:.4f}, loss {loss:.4f} "
-               f"on {bundle.num_test} images of {bundle.name}")
+    Writes confusion_matrix.png (normalised per true class) and samples.png (test images
+    with predicted and true class, mistakes in red) into the run directory.
+    """
+    from lenet_keras.evaluate import evaluate_run, format_class_table, write_figures
+    from lenet_keras.train import resolve_run_dir
+
+    if dataset:
+        from lenet_keras.data import source_kind
+
+        source_kind(dataset)  # a missing path fails here, before the model is loaded
+    result = evaluate_run(resolve_run_dir(run_dir), dataset)
+    click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
+               f"on {len(result.labels)} images of {result.dataset_name}")
+    click.echo(format_class_table(result.class_names, result.confusion))
+    paths = write_figures(result)
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+# ---------------------------------------------------------------------------------------
+# plot-history
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command("plot-history")
+@click.option("--run-dir", "run_dirs", type=click.Path(), multiple=True,
+              help="Run to plot (default: latest); repeat to overlay runs, e.g. mlp vs lenet5.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Image file (.png/.pdf/.svg). Default: RUN_DIR/history.png for one run, "
+                   "comparison.png beside the first run for several.")
+def plot_history_command(run_dirs, out):
+    """Loss, accuracy (train and validation) and learning rate per epoch, best epoch starred."""
+    from lenet_keras.plots import plot_history
+    from lenet_keras.train import resolve_run_dir
+
+    resolved = [resolve_run_dir(d) for d in run_dirs] or [resolve_run_dir(None)]
+    if out is None:
+        out = (resolved[0] / "history.png" if len(resolved) == 1
+               else resolved[0].parent / "comparison.png")
+    plot_history(resolved, out)
+    click.echo(f"wrote {out}")
 
 
 # ---------------------------------------------------------------------------------------
