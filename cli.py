@@ -107,11 +107,15 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
 
     Rerun with the same --run-dir to resume an interrupted run.
     """
+    import difflib
+
     from lenet_keras.models import MODELS, get_spec
     from lenet_keras.train import TrainConfig, default_run_dir
 
     if model_name not in MODELS:
-        raise BadInput(f"unknown model '{model_name}'; choose one of: {', '.join(MODELS)}")
+        close = difflib.get_close_matches(model_name, MODELS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise BadInput(f"unknown model '{model_name}'; {hint}choose one of: {', '.join(MODELS)}")
     spec = get_spec(model_name)
     if image_size is not None and image_size < spec.min_image_size:
         raise BadInput(f"--image-size {image_size} is too small for {model_name}: "
@@ -128,9 +132,15 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
 
     source_kind(dataset)  # a missing path fails here, before anything is imported or written
     run_dir = run_dir or default_run_dir(config)
-    from lenet_keras.train import train
+    from lenet_keras.train import RunFinished, train
 
-    metrics = train(config, run_dir, log=click.echo)
+    try:
+        metrics = train(config, run_dir, log=click.echo, overwrite=overwrite)
+    except RunFinished as done:
+        click.echo(f"{done.run_dir} is already finished (test accuracy "
+                   f"{done.metrics.get('test_accuracy', float('nan')):.4f}); "
+                   "pass --overwrite to train it again")
+        return
     click.echo(
         f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
         f"after {metrics['epochs']} epochs ({metrics['train_seconds']:.0f} s, "

@@ -147,9 +147,14 @@ def _callbacks_module():
             self.path = Path(path)
 
         def on_train_begin(self, logs=None):
-            start = getattr(self.model, "_initial_epoch", 0) or 0
-            rows = [r for r in read_history(self.path.parent) if r["epoch"] <= start]
-            self._write(rows)
+            self._resumed = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            # The first epoch of this process tells where BackupAndRestore resumed:
+            # rows from here on belong to epochs about to be run again.
+            if not self._resumed:
+                self._resumed = True
+                self._write([r for r in read_history(self.path.parent) if r["epoch"] <= epoch])
 
         def on_epoch_end(self, epoch, logs=None):
             logs = dict(logs or {})
@@ -183,13 +188,20 @@ def _callbacks_module():
             self.best_epoch = None
 
         def on_train_begin(self, logs=None):
-            start = getattr(self.model, "_initial_epoch", 0) or 0
-            for row in read_history(self.path.parent):
-                if row["epoch"] <= start and row.get(self.monitor, -math.inf) > self.best:
-                    self.best, self.best_epoch = row[self.monitor], row["epoch"]
+            self._resumed = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if not self._resumed:
+                self._resumed = True
+                for row in read_history(self.path.parent):
+                    if row["epoch"] <= epoch and row.get(self.monitor, -math.inf) > self.best:
+                        self.best, self.best_epoch = row[self.monitor], row["epoch"]
 
         def on_epoch_end(self, epoch, logs=None):
-            value = (logs or {}).get(self.monitor)
+            logs = logs or {}
+            value = logs.get(self.monitor)
+            if not math.isfinite(logs.get("loss", 0.0)):
+                return  # the weights diverged this epoch: keep the last good model
             if value is None or not math.isfinite(value) or value <= self.best:
                 return
             self.best, self.best_epoch = value, epoch + 1
@@ -303,32 +315,132 @@ def evaluate_model(model, dataset):
 
 
 def load_model(path, safe_mode=True):
-    """Load a .keras file in safe mode (no arbitrary code from a downloaded model)."""
+    """Load a .keras file in safe mode (no arbitrary code from a downloaded model).
+
+    Raises BadInput for a missing or corrupt file, and for a model that needs unsafe
+    deserialization (Python code such as a Lambda layer) unless ``safe_mode=False``.
+    """
     import keras
 
     import lenet_keras.models  # noqa: F401  registers the custom layers
 
-    return keras.models.load_model(path, safe_mode=safe_mode, compile=False)
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"model file '{path}' does not exist")
+    try:
+        return keras.models.load_model(path, safe_mode=safe_mode, compile=False)
+    except Exception as error:  # noqa: BLE001  keras raises many types for bad files
+        if "safe_mode" in str(error) or "unsafe" in str(error).lower():
+            raise BadInput(
+                f"'{path}' contains Python code (e.g. a Lambda layer) that safe mode will "
+                "not run; pass --unsafe only if you trust where it came from"
+            ) from None
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise BadInput(f"cannot load '{path}' as a Keras model: {reason}") from None
 
 
-def train(config, run_dir, log=print):
+class RunFinished(Exception):
+    """The run directory already holds a finished run (its metrics are attached)."""
+
+    def __init__(self, run_dir, metrics):
+        super().__init__(f"run '{run_dir}' is already finished")
+        self.run_dir, self.metrics = run_dir, metrics
+
+
+def _comparable(config):
+    return {k: v for k, v in asdict(config).items() if k != "created"}
+
+
+def _check_resumable(config, run_dir, overwrite):
+    """Decide what an existing run directory means for this fit.
+
+    New or empty directory: train. Finished run: RunFinished unless overwrite. Unfinished
+    run: resume, but only with the same config. Anything else: refuse, never clobber.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists() or not any(run_dir.iterdir()) or overwrite and is_run_dir(run_dir):
+        return config
+    if not is_run_dir(run_dir):
+        raise BadInput(f"'{run_dir}' exists and is not a run directory; choose a new --run-dir")
+    previous = load_config(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.exists():
+        raise RunFinished(run_dir, json.loads(metrics_path.read_text()))
+    if _comparable(previous) != _comparable(config):
+        changed = [k for k, v in _comparable(config).items() if _comparable(previous).get(k) != v]
+        raise BadInput(
+            f"'{run_dir}' holds an unfinished run with other options ({', '.join(changed)}); "
+            "rerun the same command to resume, or pass --overwrite to start again"
+        )
+    return previous  # resume: keep the original creation time
+
+
+class _RunLock:
+    """An exclusive flock on run_dir/.lock: a second fit on the same directory is refused.
+
+    The kernel drops the lock when the process dies (even by SIGKILL), so a crashed run
+    never leaves a stale lock behind.
+    """
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / ".lock"
+
+    def __enter__(self):
+        import fcntl
+
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise BadInput(f"another fit is already writing to '{self.path.parent}'; "
+                           "wait for it or choose another --run-dir") from None
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def _clear_run(run_dir):
+    import shutil
+
+    for entry in Path(run_dir).iterdir():
+        if entry.name != ".lock":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def train(config, run_dir, log=print, overwrite=False):
     """Train ``config`` into ``run_dir`` and return the metrics written to metrics.json.
 
-    Resumes from ``run_dir/backup`` when a previous run with the same directory was
-    interrupted (BackupAndRestore restores weights, optimizer state and epoch).
+    Rerunning with the same config and run_dir resumes an interrupted run from its last
+    completed epoch (weights, optimizer state, learning-rate schedule, history). A
+    finished run raises RunFinished unless ``overwrite``. Bad input raises BadInput before
+    anything is written.
     """
     import keras
 
     HistoryCSV, BestModelCheckpoint, TrainingTimer = _callbacks_module()
     run_dir = Path(run_dir)
+    config = _check_resumable(config, run_dir, overwrite)
     keras.utils.set_random_seed(config.seed)
     bundle = load_bundle(config)
-    if bundle.skipped_files:
-        log(f"skipped {len(bundle.skipped_files)} unreadable file(s): "
-            + ", ".join(bundle.skipped_files[:5]) + (" ..." if len(bundle.skipped_files) > 5 else ""))
-    model = build_for_config(config, bundle)
+    model = build_for_config(config, bundle)  # bad model/size/class options fail here
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    with _RunLock(run_dir):
+        if overwrite:
+            _clear_run(run_dir)
+        return _fit(config, run_dir, bundle, model, log, HistoryCSV, BestModelCheckpoint,
+                    TrainingTimer)
+
+
+def _fit(config, run_dir, bundle, model, log, HistoryCSV, BestModelCheckpoint, TrainingTimer):
+    import keras
+
+    if bundle.skipped_files:
+        shown = ", ".join(bundle.skipped_files[:5])
+        log(f"skipped {len(bundle.skipped_files)} unreadable file(s): {shown}"
+            + (" ..." if len(bundle.skipped_files) > 5 else ""))
     write_atomic(run_dir / "config.json", config.to_json())
     write_atomic(run_dir / "labels.txt", "\n".join(bundle.class_names) + "\n")
     log(f"{config.model} ({model.count_params():,} params) on {bundle.name}: "
@@ -339,11 +451,17 @@ def train(config, run_dir, log=print):
     timer = TrainingTimer(config.batch_size)
     checkpoint = BestModelCheckpoint(run_dir / "model.keras", monitor)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.TerminateOnNaN(),
         timer,
+        # history and best model are saved before the backup: a kill between the two
+        # makes the resumed run redo that epoch, so rows never go missing.
         HistoryCSV(run_dir / "history.csv"),
         checkpoint,
+        # Kept until metrics.json exists (deleted below), so a kill during the final
+        # evaluation resumes with nothing left to train. double_checkpoint survives a
+        # kill in the middle of writing the backup itself.
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / "backup"), delete_checkpoint=False, double_checkpoint=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
     ]
     if config.early_stopping:
@@ -363,8 +481,13 @@ def train(config, run_dir, log=print):
     train_seconds = time.perf_counter() - started
 
     history = read_history(run_dir)
+    stopped_on_nan = any(not math.isfinite(r.get("loss", 0.0)) for r in history)
+    if stopped_on_nan:
+        log(f"loss became NaN in epoch {len(history)}: training stopped; "
+            + (f"keeping the best model (epoch {checkpoint.best_epoch})" if checkpoint.best_epoch
+               else "no epoch finished with finite weights"))
     if not (run_dir / "model.keras").exists():
-        raise BadInput("training produced no finite result (NaN loss from the first epoch); "
+        raise BadInput("training produced no usable model (NaN loss in the first epoch); "
                        "lower --learning-rate")
     best = load_model(run_dir / "model.keras")
     test_loss, test_accuracy = evaluate_model(best, bundle.test)
@@ -373,16 +496,21 @@ def train(config, run_dir, log=print):
         "test_loss": test_loss,
         "epochs": len(history),
         "best_epoch": checkpoint.best_epoch,
+        # This process's training time; a resumed run counts only the part it ran.
         "train_seconds": round(train_seconds, 3),
         "train_images_per_second": round(timer.images_per_second, 1),
         "compile_seconds": round(timer.compile_seconds or 0.0, 3),
         "params": int(model.count_params()),
         "num_train": bundle.num_train,
         "num_test": bundle.num_test,
-        "stopped_on_nan": any(not math.isfinite(r.get("loss", 0.0)) for r in history),
+        "skipped_files": len(bundle.skipped_files),
+        "stopped_on_nan": stopped_on_nan,
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),
         "python": platform.python_version(),
     }
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    import shutil
+
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return metrics

@@ -1,0 +1,153 @@
+"""The click front end: commands, run directories, and one-line errors for bad input."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import cli as cli_module
+from lenet_keras.train import read_history
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli_module.cli, [str(a) for a in args])
+
+
+def test_help_lists_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ["fit", "evaluate", "models", "datasets"]:
+        assert command in result.output
+
+
+def test_models_lists_the_registry_with_parameter_counts():
+    result = invoke("models")
+    assert result.exit_code == 0
+    assert "lenet5_classic" in result.output and "60,850" in result.output
+    lenet5_line = next(line for line in result.output.splitlines() if line.startswith("lenet5 "))
+    assert "61,706" in lenet5_line
+
+
+def test_datasets_lists_local_and_tfds_sources():
+    result = invoke("datasets")
+    assert result.exit_code == 0
+    assert "fashion-mnist" in result.output and "cifar10" in result.output
+
+
+def test_fit_writes_a_run_directory_and_evaluate_finds_it(in_tmp):
+    result = invoke("fit", "--epochs", 2, "--batch-size", 64, "--model", "lenet5_mini")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (in_tmp / "runs").iterdir()
+    assert run_dir.name.startswith("lenet5_mini-fashion_mnist_sample-")
+    for name in ["config.json", "history.csv", "model.keras", "labels.txt", "metrics.json"]:
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "tensorboard").is_dir()
+    assert not (run_dir / "backup").exists()  # resume state is gone once the run is done
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and 0.3 < metrics["test_accuracy"] <= 1
+    assert metrics["train_images_per_second"] > 0 and metrics["train_seconds"] > 0
+    history = read_history(run_dir)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert set(history[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    assert history[1]["lr"] < history[0]["lr"]  # cosine decay
+    assert (run_dir / "labels.txt").read_text().split()[0] == "t-shirt_top"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"] == "lenet5_mini" and config["epochs"] == 2
+
+    result = invoke("evaluate")
+    assert result.exit_code == 0, result.output
+    assert f"{metrics['test_accuracy']:.4f}" in result.output
+
+    again = invoke("fit", "--epochs", 2, "--batch-size", 64, "--model", "lenet5_mini",
+                   "--run-dir", run_dir)
+    assert again.exit_code == 0 and "already finished" in again.output
+
+
+def test_fit_on_a_folder_with_a_corrupt_png_trains_and_reports_it(in_tmp):
+    from tests.test_data import make_photo_folder
+
+    make_photo_folder(in_tmp / "photos")
+    result = invoke("fit", "--dataset", in_tmp / "photos", "--epochs", 1, "--run-dir", "run",
+                    "--val-split", 0)
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 unreadable file(s)" in result.output and "corrupt.png" in result.output
+    assert json.loads((in_tmp / "run" / "metrics.json").read_text())["skipped_files"] == 1
+    assert (in_tmp / "run" / "labels.txt").read_text().split() == ["hot_dog", "not_hot_dog"]
+
+
+def bad_folder(root, classes, files=("x.png",), content=b"not an image"):
+    for label in classes:
+        (root / label).mkdir(parents=True)
+        for name in files:
+            (root / label / name).write_bytes(content)
+    root.mkdir(exist_ok=True)
+    return root
+
+
+BAD_INPUT = [
+    (["fit", "--model", "lenet7"], "unknown model 'lenet7'"),
+    (["fit", "--dataset", "no_such_dataset_xyz"], "unknown dataset"),
+    (["fit", "--dataset", "./missing/folder"], "does not exist"),
+    (["fit", "--dataset", "{empty}"], "at least two"),
+    (["fit", "--dataset", "{one_class}"], "at least two"),
+    (["fit", "--dataset", "{unreadable}"], "no readable images"),
+    (["fit", "--dataset", "{text_file}"], "not an .npz"),
+    (["fit", "--epochs", "0"], "--epochs"),
+    (["fit", "--batch-size", "-3"], "--batch-size"),
+    (["fit", "--epochs", "many"], "--epochs"),
+    (["fit", "--learning-rate", "0"], "--learning-rate"),
+    (["fit", "--val-split", "1.5"], "--val-split"),
+    (["fit", "--image-size", "16"], "too small"),
+    (["fit", "--model", "lenet5", "--dataset", "{tiny_npz}"], "too small"),
+    (["fit", "--positive-class", "hotdog"], "not a class"),
+    (["fit", "--optimizer", "rmsprop"], "--optimizer"),
+    (["fit", "--run-dir", "{not_a_run}"], "not a run directory"),
+    (["evaluate"], "no runs found"),
+    (["evaluate", "--run-dir", "{empty}"], "holds no run"),
+    (["fit", "--no-such-flag"], "no such option"),
+    (["no-such-command"], "No such command"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(in_tmp, args, message):
+    import numpy as np
+
+    fixtures = {
+        "empty": in_tmp / "empty",
+        "one_class": bad_folder(in_tmp / "one_class", ["cats"]),
+        "unreadable": bad_folder(in_tmp / "unreadable", ["cats", "dogs"]),
+        "text_file": in_tmp / "notes.txt",
+        "not_a_run": in_tmp / "not_a_run",
+        "tiny_npz": in_tmp / "tiny.npz",
+    }
+    fixtures["empty"].mkdir()
+    fixtures["text_file"].write_text("hello")
+    fixtures["not_a_run"].mkdir()
+    (fixtures["not_a_run"] / "precious.txt").write_text("keep me")
+    np.savez(fixtures["tiny_npz"], x_train=np.zeros((4, 8, 8)), y_train=[0, 1, 0, 1],
+             x_test=np.zeros((2, 8, 8)), y_test=[0, 1])
+    before = sorted(p.relative_to(in_tmp) for p in in_tmp.rglob("*"))
+
+    result = invoke(*[a.format(**fixtures) for a in args])
+
+    assert result.exit_code == 2, result.output
+    assert message.lower() in result.stderr.lower()
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert sorted(p.relative_to(in_tmp) for p in in_tmp.rglob("*")) == before
+
+
+def test_internal_errors_are_one_line_exit_1_with_traceback_only_under_debug(in_tmp, monkeypatch):
+    import lenet_keras.train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(lenet_keras.train, "train", broken)
+    result = invoke("fit", "--epochs", 1)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Internal error: RuntimeError: disk on fire (rerun with --debug for the traceback)"]
+    debug = invoke("--debug", "fit", "--epochs", 1)
+    assert debug.exit_code == 1 and "Traceback" in debug.stderr
