@@ -194,7 +194,7 @@ def predict(model, dataset, keep=()):
     return np.concatenate(labels), np.concatenate(probabilities), images
 
 
-def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS):
+def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS, safe_mode=True):
     """Evaluate a run's model.keras on its test split (or on ``dataset``'s).
 
     Args:
@@ -212,7 +212,7 @@ def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS):
     if not (run_dir / "model.keras").exists():
         raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
     config = load_config(run_dir)
-    model = load_model(run_dir / "model.keras")
+    model = load_model(run_dir / "model.keras", safe_mode=safe_mode)
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     data, count, data_classes, name = load_test_set(config, input_shape, dataset)
     run_classes = read_labels(run_dir) if (run_dir / "labels.txt").exists() else data_classes
