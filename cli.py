@@ -204,6 +204,95 @@ def plot_history_command(run_dirs, out):
 
 
 # ---------------------------------------------------------------------------------------
+# export, predict
+# ---------------------------------------------------------------------------------------
+
+
+class ReleaseGateFailed(click.ClickException):
+    """An export whose accuracy drop exceeds --max-drop: written, but exit 3."""
+
+    exit_code = 3
+
+
+@cli.command("export")
+@click.option("--run-dir", type=click.Path(), default=None, help="Run to export (default: latest).")
+@click.option("--out", type=click.Path(), default=None,
+              help="Export directory (default: exports/<run-name>/); replaced atomically.")
+@click.option("--tflite", is_flag=True,
+              help="Also write model_{float32,dynamic,float16,int8}.tflite.")
+@click.option("--quantize", default=None, metavar="LIST",
+              help="Only these TFLite formats, comma-separated: float32, dynamic, float16, "
+                   "int8 (implies --tflite).")
+@click.option("--calibration-samples", type=POSITIVE, default=300, show_default=True,
+              metavar="N", help="Training-split images that calibrate the int8 model.")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              metavar="PP", help="Exit 3 if any format's test accuracy is more than PP "
+                                 "percentage points below the Keras model's.")
+def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop):
+    """SavedModel (+ TFLite) export with a verified report.json.
+
+    Every format is checked against the run's own test split: accuracy, top-1 agreement
+    with the Keras model and single-image latency (LiteRT, 1 thread).
+    """
+    from lenet_keras.export import TFLITE_FORMATS, parse_formats
+    from lenet_keras.train import resolve_run_dir
+
+    formats = parse_formats(quantize) if quantize else (TFLITE_FORMATS if tflite else ())
+    run_dir = resolve_run_dir(run_dir)
+    from lenet_keras.export import drops_over, export_run, format_table
+
+    report = export_run(run_dir, out, formats=formats, calibration_samples=calibration_samples,
+                        log=click.echo)
+    click.echo(format_table(report))
+    click.echo(f"wrote {report['export_dir']}")
+    failed = drops_over(report, max_drop)
+    if failed:
+        worst = ", ".join(f"{name} {drop:+.2f} pp" for name, drop in failed.items())
+        raise ReleaseGateFailed(f"accuracy drop over --max-drop {max_drop} pp: {worst}")
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="A .keras file, SavedModel directory or .tflite file "
+                   "(default: the latest run's model.keras).")
+@click.option("--top-k", type=POSITIVE, default=1, show_default=True,
+              help="Labels to print per image.")
+def predict(images, model_path, top_k):
+    """Classify image files, one line each (`photo.jpg: hot_dog 0.97`).
+
+    Images are converted and resized to the model's input. Unreadable files get one error
+    line each on stderr and make the exit code 2.
+    """
+    from lenet_keras.train import resolve_run_dir
+
+    if model_path is None:
+        model_path = resolve_run_dir(None) / "model.keras"
+        if not model_path.exists():
+            raise BadInput(f"run '{model_path.parent}' has no model.keras; pass --model")
+    from lenet_keras.predict import load_predictor, read_image, top_k as best
+
+    predictor = load_predictor(model_path)
+    readable, pixels, failed = [], [], 0
+    for path in images:
+        try:
+            pixels.append(read_image(path, predictor.input_shape))
+            readable.append(path)
+        except BadInput as error:
+            click.echo(f"Error: {error}", err=True)
+            failed += 1
+    if pixels:
+        import numpy as np
+
+        probabilities = predictor.predict(np.stack(pixels))
+        for path, row in zip(readable, probabilities):
+            ranked = best(row, predictor.labels, top_k)
+            click.echo(f"{path}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
+    if failed:
+        sys.exit(2)
+
+
+# ---------------------------------------------------------------------------------------
 # models, datasets
 # ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,222 @@
+"""Run a trained model on image files, whatever form it was shipped in.
+
+One interface over the three forms a model leaves this package in::
+
+    model.keras             Keras 3 (safe-mode load)
+    saved_model/            TensorFlow SavedModel, its ``serve`` endpoint
+    model_*.tflite          LiteRT (float32, dynamic-range, float16 or full-integer int8)
+
+Every form takes raw 0-255 pixels and returns class probabilities; for an int8 file the
+pixels are quantized, and the int8 probabilities dequantized, with the file's own scale
+and zero point.
+
+    >>> predictor = load_predictor("exports/run/model_int8.tflite")
+    >>> predictor.predict(images)           # float32 [N,H,W,C] 0..255 -> [N,classes]
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from lenet_keras.errors import BadInput
+
+TFLITE_SUFFIX = ".tflite"
+
+
+# ---------------------------------------------------------------------------------------
+# LiteRT
+# ---------------------------------------------------------------------------------------
+
+
+def quantize(x, dtype, scale, zero_point):
+    """Real values -> integers of ``dtype`` with the TFLite affine scheme q = x/s + z."""
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(q, scale, zero_point):
+    """Integers -> real values, x = (q - z) * s."""
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+def _tensor_info(detail):
+    scale, zero_point = detail["quantization"]
+    return {
+        "dtype": np.dtype(detail["dtype"]).name,
+        "shape": [int(d) for d in detail["shape_signature"]],
+        "scale": float(scale),
+        "zero_point": int(zero_point),
+    }
+
+
+class TFLiteModel:
+    """A .tflite classifier run by LiteRT's interpreter (``ai-edge-litert``).
+
+    Args:
+        model: path of a .tflite file, or its bytes.
+        num_threads: interpreter threads (1: the latency a phone's single core sees).
+    """
+
+    def __init__(self, model, num_threads=1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(model, (bytes, bytearray)):
+            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+        else:
+            self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self.input_info = _tensor_info(self._input)
+        self.output_info = _tensor_info(self._output)
+        self.input_dtype = np.dtype(self._input["dtype"])
+        self.output_dtype = np.dtype(self._output["dtype"])
+        # The files this package writes take one image ([1,H,W,C]); others may be dynamic.
+        self.batch_size = int(self._input["shape_signature"][0])
+        self.input_shape = tuple(int(d) for d in self._input["shape"][1:])
+
+    @property
+    def quantized_input(self):
+        return self.input_dtype.kind in "iu"
+
+    def prepare(self, images):
+        """Raw pixels -> the input tensor's dtype (quantized for an integer input)."""
+        images = np.asarray(images, np.float32)
+        if self.quantized_input:
+            return quantize(images, self.input_dtype, self.input_info["scale"],
+                            self.input_info["zero_point"])
+        return images.astype(self.input_dtype)
+
+    def invoke(self, prepared):
+        """One forward pass on an already prepared batch; returns the raw output tensor."""
+        self.interpreter.set_tensor(self._input["index"], prepared)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output["index"])
+
+    def _finish(self, raw):
+        if self.output_dtype.kind in "iu":
+            return dequantize(raw, self.output_info["scale"], self.output_info["zero_point"])
+        return raw.astype(np.float32)
+
+    def predict(self, images, progress=None):
+        """Class probabilities for raw pixels [N,H,W,C]; one image per call to a
+        fixed-batch file. ``progress`` is an optional callable(n) per image done."""
+        prepared = self.prepare(images)
+        if self.batch_size == -1 and len(prepared) > 1:
+            self.interpreter.resize_tensor_input(self._input["index"], prepared.shape)
+            self.interpreter.allocate_tensors()
+            return self._finish(self.invoke(prepared))
+        outputs = np.empty((len(prepared), self.output_info["shape"][-1]), np.float32)
+        for i in range(len(prepared)):
+            outputs[i] = self._finish(self.invoke(prepared[i: i + 1]))[0]
+            if progress:
+                progress(1)
+        return outputs
+
+
+# ---------------------------------------------------------------------------------------
+# Keras and SavedModel
+# ---------------------------------------------------------------------------------------
+
+
+class KerasPredictor:
+    def __init__(self, path):
+        from lenet_keras.train import load_model
+
+        self.model = load_model(path)
+        self.input_shape = tuple(self.model.input_shape[1:])
+
+    def predict(self, images):
+        return np.asarray(self.model.predict(np.asarray(images, np.float32), verbose=0))
+
+
+class SavedModelPredictor:
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self.loaded = tf.saved_model.load(str(path))
+        if not hasattr(self.loaded, "serve"):
+            raise BadInput(f"SavedModel '{path}' has no `serve` endpoint; export it with "
+                           "python cli.py export")
+        spec = self.loaded.signatures["serving_default"].structured_input_signature[1]
+        self.input_shape = tuple(next(iter(spec.values())).shape[1:])
+
+    def predict(self, images, batch_size=256):
+        images = np.asarray(images, np.float32)
+        return np.concatenate([
+            np.asarray(self.loaded.serve(images[i: i + batch_size]))
+            for i in range(0, len(images), batch_size)
+        ]) if len(images) else np.zeros((0, 0), np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Loading any form
+# ---------------------------------------------------------------------------------------
+
+
+def find_labels(model_path):
+    """labels.txt beside the model (or beside its saved_model/ folder), else None."""
+    path = Path(model_path)
+    for folder in (path if path.is_dir() else path.parent, path.parent):
+        candidate = folder / "labels.txt"
+        if candidate.is_file():
+            return candidate.read_text().splitlines()
+    return None
+
+
+def load_predictor(path):
+    """A predictor for a .keras file, SavedModel directory or .tflite file.
+
+    The returned object has ``input_shape`` (H, W, C), ``labels`` (list or None) and
+    ``predict(images) -> probabilities``. Raises BadInput for a missing, unknown or
+    corrupt model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"model '{path}' does not exist")
+    try:
+        if path.is_dir():
+            if not (path / "saved_model.pb").is_file():
+                raise BadInput(f"'{path}' is a directory but not a SavedModel "
+                               "(no saved_model.pb); pass a .keras, .tflite or saved_model/")
+            predictor = SavedModelPredictor(path)
+        elif path.suffix == ".keras":
+            predictor = KerasPredictor(path)
+        elif path.suffix == TFLITE_SUFFIX:
+            predictor = TFLiteModel(path)
+        else:
+            raise BadInput(f"'{path}' is not a model: pass a .keras file, a SavedModel "
+                           "directory or a .tflite file")
+    except BadInput:
+        raise
+    except Exception as error:  # noqa: BLE001  corrupt or foreign files fail in many ways
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise BadInput(f"cannot load model '{path}': {type(error).__name__}: {first}") from None
+    predictor.labels = find_labels(path)
+    return predictor
+
+
+def read_image(path, input_shape):
+    """An image file -> float32 raw pixels [H,W,C] at the model's input size and
+    channel count (BadInput when it cannot be decoded)."""
+    from PIL import Image
+
+    height, width, channels = input_shape
+    try:
+        with Image.open(path) as image:
+            image.seek(0)
+            image = image.convert("L" if channels == 1 else "RGB")
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32)
+    except FileNotFoundError:
+        raise BadInput(f"image '{path}' does not exist") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise BadInput(f"cannot read image '{path}': {type(error).__name__}") from None
+    return pixels.reshape(height, width, channels)
+
+
+def top_k(probabilities, labels, k=1):
+    """[(label, probability), ...] for the k most probable classes."""
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    names = labels if labels and len(labels) == len(probabilities) else None
+    return [((names[i] if names else f"class_{i}"), float(probabilities[i])) for i in order]
