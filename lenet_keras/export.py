@@ -423,9 +423,11 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
     formats = tuple(f for f in TFLITE_FORMATS if f in formats)
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
+    model = _load_run_model(model_path)  # a corrupt model fails before anything is written
+    missing_parents = [p for p in out.parents if not p.exists()]
     staging = _make_staging_dir(out)  # fails early on an unwritable destination
     try:
-        report = _export_into(staging, run_dir, formats, calibration_samples,
+        report = _export_into(staging, model, run_dir, formats, calibration_samples,
                               latency_number, progress, log)
         report["export_dir"] = str(out)
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -434,25 +436,34 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         # Whatever went wrong (error, Ctrl-C), the destination never holds half an export.
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+            for parent in missing_parents:  # nearest first; only folders this call made
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
     return report
 
 
-def _export_into(staging, run_dir, formats, calibration_samples, latency_number, progress,
-                 log):
-    """Write every file of the export into ``staging``; returns the report."""
-    import keras
-    import tensorflow as tf
-
-    from lenet_keras.train import load_bundle, load_config, load_model
-
-    model_path = run_dir / "model.keras"
+def _load_run_model(model_path):
+    from lenet_keras.train import load_model
 
     try:
-        model = load_model(model_path)
+        return load_model(model_path)
     except Exception as error:  # noqa: BLE001  truncated zip, wrong file, foreign layers
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise BadInput(f"cannot load '{model_path}' ({type(error).__name__}: {first}); "
                        "is it a .keras file written by fit?") from None
+
+
+def _export_into(staging, model, run_dir, formats, calibration_samples, latency_number,
+                 progress, log):
+    """Write every file of the export into ``staging``; returns the report."""
+    import keras
+    import tensorflow as tf
+
+    from lenet_keras.train import load_bundle, load_config
+
+    model_path = run_dir / "model.keras"
     config = load_config(run_dir)
     bundle = load_bundle(config, augment=False)
     x_test, y_test = dataset_arrays(bundle.test)

@@ -1,0 +1,289 @@
+"""Export: every format round-trips, agrees with Keras, and the report says so truthfully."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import cli as cli_module
+from lenet_keras.errors import BadInput
+from lenet_keras.export import (
+    TFLITE_FORMATS,
+    drops_over,
+    export_run,
+    parse_formats,
+    space_to_depth_stem,
+    tflite_filename,
+)
+from lenet_keras.models import MODELS, build_model
+
+ENTRY_FIELDS = {"file", "bytes", "test_accuracy", "accuracy_drop_pp", "agreement", "max_abs_diff",
+                "latency_us", "runtime", "input", "output"}
+TENSOR_FIELDS = {"dtype", "shape", "scale", "zero_point"}
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli_module.cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    """tiny_run exported in every format (shared by this module, read-only)."""
+    out = tmp_path_factory.mktemp("export") / "tiny"
+    report = export_run(tiny_run, out, formats=TFLITE_FORMATS, calibration_samples=200,
+                        latency_number=20, progress=False, log=lambda *_: None)
+    return out, report
+
+
+@pytest.fixture(scope="module")
+def test_split(tiny_run):
+    from lenet_keras.export import dataset_arrays
+    from lenet_keras.train import load_bundle, load_config, load_model
+
+    x, y = dataset_arrays(load_bundle(load_config(tiny_run), augment=False).test)
+    keras_probabilities = load_model(tiny_run / "model.keras").predict(x, verbose=0)
+    return x, y, keras_probabilities
+
+
+# ---------------------------------------------------------------------------------------
+# Files and agreement
+# ---------------------------------------------------------------------------------------
+
+
+def test_export_writes_every_file_and_no_leftovers(exported, tiny_run):
+    out, _ = exported
+    names = {p.name for p in out.iterdir()}
+    assert names == {"saved_model", "labels.txt", "report.json",
+                     *(tflite_filename(kind) for kind in TFLITE_FORMATS)}
+    assert (out / "labels.txt").read_text() == (tiny_run / "labels.txt").read_text()
+    assert [p.name for p in out.parent.iterdir()] == ["tiny"]  # staging dir is gone
+
+
+def test_saved_model_serve_signature_takes_raw_pixels(exported, test_split):
+    import tensorflow as tf
+
+    out, _ = exported
+    x, _, keras_probabilities = test_split
+    loaded = tf.saved_model.load(str(out / "saved_model"))
+    served = loaded.serve(tf.constant(x[:50])).numpy()  # raw 0-255 float32, any batch
+    np.testing.assert_allclose(served, keras_probabilities[:50], atol=1e-5)
+    signature = loaded.signatures["serving_default"]
+    (spec,) = signature.structured_input_signature[1].values()
+    assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, 28, 28, 1]
+
+
+def test_float32_tflite_agrees_with_keras_to_1e5(exported, test_split):
+    from lenet_keras.predict import TFLiteModel
+
+    out, report = exported
+    x, _, keras_probabilities = test_split
+    probabilities = TFLiteModel(out / "model_float32.tflite").predict(x)
+    np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-5)
+    assert report["formats"]["float32"]["agreement"] == 1.0
+    assert report["formats"]["float32"]["max_abs_diff"] < 1e-5
+
+
+def test_int8_is_full_integer_and_agrees_on_real_images(exported, test_split):
+    """tiny_run's test split is 1,000 real Fashion-MNIST images."""
+    from lenet_keras.predict import TFLiteModel
+
+    out, report = exported
+    x, y, keras_probabilities = test_split
+    model = TFLiteModel(out / "model_int8.tflite")
+    assert model.input_dtype == np.int8 and model.output_dtype == np.int8
+    # Raw pixels 0..255 map onto int8 with scale ~1 and zero point ~-128.
+    assert model.input_info["scale"] == pytest.approx(1.0, rel=0.02)
+    assert model.input_info["zero_point"] == pytest.approx(-128, abs=2)
+    probabilities = model.predict(x)
+    agreement = np.mean(probabilities.argmax(1) == keras_probabilities.argmax(1))
+    assert agreement >= 0.95
+    assert report["formats"]["int8"]["agreement"] == pytest.approx(agreement)
+    assert report["formats"]["int8"]["test_accuracy"] == pytest.approx(
+        np.mean(probabilities.argmax(1) == y))
+    # Dequantized outputs are probabilities.
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=0.05)
+    entry = report["formats"]["int8"]
+    assert entry["input"]["dtype"] == entry["output"]["dtype"] == "int8"
+    assert entry["bytes"] <= 0.3 * report["formats"]["float32"]["bytes"]
+
+
+def test_tflite_files_use_builtin_ops_only(exported):
+    from lenet_keras.predict import TFLiteModel
+
+    out, _ = exported
+    for kind in TFLITE_FORMATS:
+        interpreter = TFLiteModel(out / tflite_filename(kind)).interpreter
+        ops = {op["op_name"] for op in interpreter._get_ops_details()}
+        assert not any(name.startswith("Flex") for name in ops), (kind, ops)
+        assert ops <= {"CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX",
+                       "DELEGATE", "QUANTIZE", "DEQUANTIZE"}, (kind, ops)
+
+
+@pytest.mark.parametrize("kind", ["saved_model", *TFLITE_FORMATS])
+def test_every_format_round_trips_through_predict(exported, test_split, kind):
+    from lenet_keras.predict import load_predictor
+
+    out, _ = exported
+    x, _, keras_probabilities = test_split
+    path = out / ("saved_model" if kind == "saved_model" else tflite_filename(kind))
+    predictor = load_predictor(path)
+    assert predictor.input_shape == (28, 28, 1)
+    assert predictor.labels == (out / "labels.txt").read_text().splitlines()
+    probabilities = predictor.predict(x[:200])
+    assert probabilities.shape == (200, 10)
+    assert np.mean(probabilities.argmax(1) == keras_probabilities[:200].argmax(1)) >= 0.95
+
+
+# ---------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------
+
+
+def test_report_has_every_field_for_every_format(exported):
+    out, report = exported
+    assert json.loads((out / "report.json").read_text())["formats"].keys() == report["formats"].keys()
+    assert list(report["formats"]) == ["keras", "saved_model", *TFLITE_FORMATS]
+    assert report["num_test"] == 1000 and report["calibration_samples"] == 200
+    assert report["model"] == "lenet5"
+    for name, entry in report["formats"].items():
+        assert ENTRY_FIELDS <= entry.keys(), name
+        assert TENSOR_FIELDS <= entry["input"].keys() and TENSOR_FIELDS <= entry["output"].keys()
+        assert 0.0 <= entry["test_accuracy"] <= 1.0 and 0.0 <= entry["agreement"] <= 1.0
+        assert entry["latency_us"] > 0
+        if name in TFLITE_FORMATS:
+            assert entry["bytes"] == (out / entry["file"]).stat().st_size
+            assert entry["runtime"] == "litert"
+            assert entry["input"]["shape"] == [1, 28, 28, 1]
+    keras_accuracy = report["formats"]["keras"]["test_accuracy"]
+    for entry in report["formats"].values():
+        assert entry["accuracy_drop_pp"] == pytest.approx(
+            (keras_accuracy - entry["test_accuracy"]) * 100, abs=1e-3)
+    sizes = {k: report["formats"][k]["bytes"] for k in TFLITE_FORMATS}
+    assert sizes["int8"] < sizes["float16"] < sizes["float32"]
+    assert sizes["dynamic"] < sizes["float16"]
+
+
+def test_drops_over_names_the_formats_past_the_gate():
+    report = {"formats": {"keras": {"accuracy_drop_pp": 0.0},
+                          "float32": {"accuracy_drop_pp": 0.0},
+                          "int8": {"accuracy_drop_pp": 1.5}}}
+    assert drops_over(report, 1.0) == {"int8": 1.5}
+    assert drops_over(report, 2.0) == {}
+
+
+# ---------------------------------------------------------------------------------------
+# The space-to-depth stem is the same function
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_space_to_depth_stem_computes_the_same_function(name):
+    import keras
+
+    model = build_model(name, (28, 28, 1), 10)
+    for layer in model.layers:  # non-trivial batch-norm statistics, so folding is tested
+        if isinstance(layer, keras.layers.BatchNormalization):
+            rng = np.random.default_rng(0)
+            layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape)
+                                         .astype("float32"))
+    rewritten = space_to_depth_stem(model)
+    expected_rewrite = name in ("lenet5", "lenet5_mini", "lenet5_bn")
+    assert (rewritten is not model) == expected_rewrite
+    x = np.random.default_rng(1).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(rewritten(x), model(x), atol=1e-5)
+    if expected_rewrite:
+        assert rewritten.get_layer("s2d").output.shape[1:] == (28, 14, 2)
+
+
+def test_parse_formats():
+    assert parse_formats("int8, float16") == ("float16", "int8")
+    assert parse_formats("FLOAT32") == ("float32",)
+    with pytest.raises(BadInput, match="choose from: float32, dynamic, float16, int8"):
+        parse_formats("int4")
+
+
+# ---------------------------------------------------------------------------------------
+# Atomic writes and the command line
+# ---------------------------------------------------------------------------------------
+
+
+def test_failed_export_leaves_nothing_and_keeps_the_previous_one(tiny_run, tmp_path, monkeypatch):
+    import lenet_keras.export as export
+
+    out = tmp_path / "exports" / "run"
+    out.mkdir(parents=True)
+    (out / "report.json").write_text("{}")  # a previous export
+
+    def fail(*args, **kwargs):
+        raise BadInput("converter exploded")
+
+    monkeypatch.setattr(export, "convert_tflite", fail)
+    with pytest.raises(BadInput, match="converter exploded"):
+        export_run(tiny_run, out, formats=("float32",), progress=False, log=lambda *_: None)
+    assert [p.name for p in out.parent.iterdir()] == ["run"]
+    assert [p.name for p in out.iterdir()] == ["report.json"]
+
+
+def test_cli_export_default_destination_and_subset(tiny_run, in_tmp):
+    run = in_tmp / "runs" / "tiny"
+    shutil.copytree(tiny_run, run)
+    result = invoke("export", "--quantize", "float32")  # latest run, exports/<run-name>/
+    assert result.exit_code == 0, result.output + result.stderr
+    out = in_tmp / "exports" / "tiny"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "labels.txt", "model_float32.tflite", "report.json", "saved_model"]
+    assert "float32" in result.stdout and "saved_model" in result.stdout
+    assert f"wrote {out.relative_to(in_tmp)}" in result.stdout
+    # Exporting again replaces the previous export in place.
+    again = invoke("export", "--run-dir", run)
+    assert again.exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["labels.txt", "report.json", "saved_model"]
+
+
+def _corrupt_run(tiny_run, root):
+    run = root / "corrupt"
+    shutil.copytree(tiny_run, run)
+    (run / "model.keras").write_bytes(b"PK\x03\x04 this is not a keras zip")
+    return run
+
+
+def _run_without_model(tiny_run, root):
+    run = root / "unfinished"
+    run.mkdir()
+    shutil.copy(tiny_run / "config.json", run)
+    return run
+
+
+BAD_EXPORTS = [
+    (["--run-dir", "{unfinished}"], "no model.keras"),
+    (["--run-dir", "{tiny}", "--quantize", "int4"], "unknown quantization 'int4'"),
+    (["--run-dir", "{tiny}", "--out", "{file}/sub"], "cannot write"),
+    (["--run-dir", "{tiny}", "--out", "{precious}"], "not an export directory"),
+    (["--run-dir", "{corrupt}"], "cannot load"),
+    (["--run-dir", "{tiny}", "--calibration-samples", "0"], "--calibration-samples"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_EXPORTS, ids=[m for _, m in BAD_EXPORTS])
+def test_bad_export_is_one_line_exit_2_and_writes_nothing(tiny_run, in_tmp, args, message):
+    paths = {
+        "tiny": tiny_run,
+        "unfinished": _run_without_model(tiny_run, in_tmp),
+        "corrupt": _corrupt_run(tiny_run, in_tmp),
+        "file": in_tmp / "notes.txt",
+        "precious": in_tmp / "precious",
+    }
+    paths["file"].write_text("hello")
+    paths["precious"].mkdir()
+    (paths["precious"] / "thesis.tex").write_text("keep me")
+    before = sorted(p.relative_to(in_tmp) for p in in_tmp.rglob("*"))
+
+    result = invoke("export", *[a.format(**paths) for a in args])
+
+    assert result.exit_code == 2, result.output + result.stderr
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sorted(p.relative_to(in_tmp) for p in in_tmp.rglob("*")) == before
