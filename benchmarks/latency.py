@@ -6,7 +6,8 @@ For one trained run it converts the model three ways and times one image at a ti
 
     plain     the serving SavedModel as is (dynamic batch), the usual tutorial conversion
     static    + a static batch of 1 (no run-time shape ops, one XNNPACK partition)
-    shipped   + the space-to-depth first convolution: what `cli.py export` writes
+    shipped   + the space-to-depth first convolution (pairs of columns for float32,
+                7 columns for int8): what `cli.py export` writes
 
 and calls the Keras model on one image (``model(x, training=False)``, eager). All TFLite
 variants take turns round by round and each keeps its fastest round (a shared CPU slows
@@ -36,22 +37,21 @@ import numpy as np  # noqa: E402
 
 def build_variants(model, calibration, workdir):
     """{(variant, kind): tflite bytes} for the plain, static and shipped graphs."""
-    from lenet_keras.export import convert_tflite, export_saved_model, space_to_depth_stem
+    from lenet_keras.export import (
+        convert_tflite, export_saved_model, space_to_depth_stem, stem_factor)
 
     def representative():
         for image in calibration:
             yield [image[None]]
 
-    graphs = {
-        "plain": (model, None),
-        "static": (model, 1),
-        "shipped": (space_to_depth_stem(model), 1),
-    }
     files = {}
-    for variant, (graph, batch_size) in graphs.items():
-        source = Path(workdir) / variant
-        export_saved_model(graph, source, batch_size=batch_size)
+    for variant in ("plain", "static", "shipped"):
         for kind in ("float32", "int8"):
+            graph = model
+            if variant == "shipped":
+                graph = space_to_depth_stem(model, stem_factor(model, kind))
+            source = Path(workdir) / f"{variant}-{kind}"
+            export_saved_model(graph, source, batch_size=None if variant == "plain" else 1)
             files[variant, kind] = convert_tflite(
                 source, kind, representative if kind == "int8" else None)
     return files

@@ -24,16 +24,18 @@ How the .tflite files are made, and why:
   whole network is one XNNPACK partition (int8: all but the int8 SOFTMAX, which stays
   on the builtin kernel).
 - The first convolution is rewritten space-to-depth (``space_to_depth_stem``): XNNPACK
-  runs a 1-channel int8 convolution slower than float32 (13 vs 8 us for LeNet-5's C1 on
-  this CPU, most of the int8 model's time); reading pixel pairs as 2 channels makes int8
-  LeNet-5 about 2x faster than before and than float32. The arithmetic is unchanged.
+  runs a 1-channel int8 convolution much slower than float32 (LeNet-5's C1: 13 vs 8 us
+  on an AMD EPYC, 124 vs 18 us on an Intel Xeon with AMX; most of the int8 model's
+  time). Reading 7 columns as 7 channels makes int8 LeNet-5 2x (AMD) to 3.8x (Intel)
+  faster; float formats read pairs of columns (1.2-1.3x faster). Same arithmetic.
 - Rescaling (x/255) and the 28->32 zero padding are folded into that first convolution
   (its weights scaled, VALID padding on 32 becomes SAME on 28), so they cost nothing and
   the int8 input is raw pixels: scale 1, zero point -128.
 - Only TFLite builtin ops are allowed (no Flex / SELECT_TF_OPS, no custom ops); a model
   that needs more fails with the list of offending ops.
 - int8 is calibrated on images from the run's TRAINING split (never the test split the
-  report measures), with per-channel weight scales (the converter's default).
+  report measures), with per-channel weight scales for convolutions and per-tensor ones
+  for dense layers (smaller file, same accuracy; see ``convert_tflite``).
 
     >>> report = export_run("runs/lenet5-fashion-mnist-20250101-120000", "exports/lenet5")
 """
@@ -63,11 +65,14 @@ DEFAULT_MAX_DROP_PP = 1.0
 # formats take turns round by round, so a busy spell on a shared CPU hits all alike.
 LATENCY_ROUNDS = 15
 LATENCY_NUMBER = 200
-# Space-to-depth of the first convolution (see space_to_depth_stem): pairs of columns.
-# Measured on lenet5/Fashion-MNIST, LiteRT 1 thread: factor 2 took int8 from 17 to 8.4 us
-# and float32 from 17.7 to 13.9 us; 4 and 7 gain int8 at most 0.6 us more but slow float32.
-S2D_FACTOR = 2
-S2D_MAX_CHANNELS = 4
+# Space-to-depth of the first convolution (see space_to_depth_stem). lenet5 on
+# Fashion-MNIST, LiteRT 2.3, 1 thread, us per image for no rewrite / factor 2 / factor 7:
+#   AMD EPYC (AVX-512 VNNI):  float32 18.3 / 14.9 / 26.4    int8  17.8 / 9.3 / 8.6
+#   Intel Xeon (AMX):         float32 30.8 / 24.8 / 34.2    int8 147.5 / 67.3 / 38.4
+# Float formats fold column pairs of a 1-channel input; int8 folds as many columns as fit
+# in S2D_INT8_MAX_CHANNELS channels.
+S2D_FLOAT_FACTOR = 2
+S2D_INT8_MAX_CHANNELS = 8
 
 
 def tflite_filename(kind):
@@ -165,13 +170,24 @@ def _linear_chain(model):
     return layers
 
 
-def space_to_depth_stem(model, factor=S2D_FACTOR, max_channels=S2D_MAX_CHANNELS):
+def stem_factor(model, kind):
+    """How many columns ``space_to_depth_stem`` folds for a TFLite format (1: none)."""
+    width, channels = model.input_shape[2], model.input_shape[3]
+    if kind != "int8":
+        return S2D_FLOAT_FACTOR if channels == 1 and width % S2D_FLOAT_FACTOR == 0 else 1
+    fits = [f for f in range(2, width + 1)
+            if width % f == 0 and f * channels <= S2D_INT8_MAX_CHANNELS]
+    return max(fits, default=1)
+
+
+def space_to_depth_stem(model, factor=S2D_FLOAT_FACTOR):
     """An equivalent model whose first convolution reads ``factor`` pixels per channel.
 
     A LeNet's first convolution sees 1 channel per kernel tap. XNNPACK's int8 kernels
     pack the reduction dimension in groups of several bytes, so with one channel most of
     each group is padding: on this CPU the 5x5x1->6 convolution alone took 13 us in int8
-    against 8 us in float32, more than the rest of the network together. Folding
+    against 8 us in float32, more than the rest of the network together (on an Intel
+    Xeon with AMX: 124 vs 18 us). Folding
     ``factor`` neighbouring columns into channels (a free reshape, [H,W,C] ->
     [H,W/f,f*C]) turns it into a (kh x ~3)-tap convolution over f*C channels that
     produces f*Cout channels, reshaped back to [H,W,Cout]. The arithmetic is the same
@@ -213,7 +229,7 @@ def space_to_depth_stem(model, factor=S2D_FACTOR, max_channels=S2D_MAX_CHANNELS)
         pad_bottom, pad_right = kh - 1 - pad_top, kw - 1 - pad_left
     if pad_left + pad_right != kw - 1:  # only width-preserving convolutions
         return model
-    if factor < 2 or width % factor or channels * factor > max_channels:
+    if factor < 2 or width % factor:
         return model
 
     kernel = np.array(conv.kernel.numpy() if hasattr(conv.kernel, "numpy") else conv.kernel,
@@ -261,16 +277,16 @@ def space_to_depth_stem(model, factor=S2D_FACTOR, max_channels=S2D_MAX_CHANNELS)
     return keras.Model(inputs, x, name=model.name)
 
 
-def tflite_graph(model, check_images):
-    """The graph the .tflite files are converted from: ``space_to_depth_stem(model)``
-    when it reproduces the model's probabilities on ``check_images`` (to 1e-5), else the
-    model itself."""
-    rewritten = space_to_depth_stem(model)
+def tflite_graph(model, check_images, factor):
+    """(graph, factor used) for a TFLite conversion: ``space_to_depth_stem(model,
+    factor)`` when it reproduces the model's probabilities on ``check_images`` (to 1e-5),
+    else ``(model, 1)``."""
+    rewritten = space_to_depth_stem(model, factor)
     if rewritten is model:
-        return model
+        return model, 1
     difference = np.max(np.abs(np.asarray(model.predict(check_images, verbose=0))
                                - np.asarray(rewritten.predict(check_images, verbose=0))))
-    return rewritten if difference <= 1e-5 else model
+    return (rewritten, factor) if difference <= 1e-5 else (model, 1)
 
 
 def _unsupported_ops(message):
@@ -314,6 +330,10 @@ def convert_tflite(saved_model_dir, kind, representative=None):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+        # Per-channel scales for convolutions, one scale per dense layer: per-channel
+        # parameters cost 24 bytes per output channel (weights and bias), ~7% of a
+        # LeNet-5 file, and bought no accuracy on Fashion-MNIST (0.8778 vs 0.8786).
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     try:
         return converter.convert()
     except Exception as error:  # noqa: BLE001  ConverterError and friends
@@ -509,22 +529,27 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
         (staging / "labels.txt").write_text("\n".join(bundle.class_names) + "\n")
 
     if formats:
-        # The converter's source: the same model with a static batch of one image and a
+        # The converter's sources: the same model with a static batch of one image and a
         # space-to-depth first convolution (both for XNNPACK; see the module docstring).
-        tflite_model = tflite_graph(model, x_test[:256])
-        tflite_source = Path(tempfile.mkdtemp(prefix="tflite-src-", dir=staging))
+        sources = Path(tempfile.mkdtemp(prefix="tflite-src-", dir=staging))
         try:
-            export_saved_model(tflite_model, tflite_source, batch_size=1)
             calibration = None
             if "int8" in formats:
                 calibration, _ = dataset_arrays(bundle.train, calibration_samples)
-            timers = {}
+            timers, graphs = {}, {}
             for kind in formats:
+                factor = stem_factor(model, kind)
+                if factor not in graphs:
+                    graph, used = tflite_graph(model, x_test[:256], factor)
+                    graphs[factor] = (sources / f"s2d{factor}", used)
+                    export_saved_model(graph, graphs[factor][0], batch_size=1)
+                source, used = graphs[factor]
                 report_formats[kind], timers[kind] = _export_tflite(
-                    kind, tflite_source, staging, calibration, x_test, y_test,
+                    kind, source, staging, calibration, x_test, y_test,
                     keras_probabilities, progress)
+                report_formats[kind]["space_to_depth"] = used
         finally:
-            shutil.rmtree(tflite_source, ignore_errors=True)
+            shutil.rmtree(sources, ignore_errors=True)
         log(f"timing {', '.join(formats)} (LiteRT, 1 thread)")
         for kind, latency in measure_latencies_us(timers, number=latency_number).items():
             report_formats[kind]["latency_us"] = latency
@@ -547,7 +572,8 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
         "calibration_samples": int(len(calibration)) if formats and "int8" in formats else 0,
         "latency": (f"mean of {latency_number} single-image calls (keras/saved_model: "
                     f"{max(1, latency_number // 10)}) in the fastest of {LATENCY_ROUNDS} rounds; "
-                    "TFLite with LiteRT, 1 thread, input already in the file's dtype"),
+                    "TFLite with LiteRT, 1 thread, formats taking turns each round, input "
+                    "already in the file's dtype"),
         "created": datetime.now(timezone.utc).isoformat(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "ai_edge_litert": version("ai-edge-litert")},

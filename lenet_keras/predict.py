@@ -211,7 +211,8 @@ def read_image(path, input_shape):
     except FileNotFoundError:
         raise BadInput(f"image '{path}' does not exist") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise BadInput(f"cannot read image '{path}': {type(error).__name__}") from None
+        reason = "not an image file" if "identify" in str(error) else type(error).__name__
+        raise BadInput(f"cannot read image '{path}': {reason}") from None
     return pixels.reshape(height, width, channels)
 
 

@@ -15,6 +15,7 @@ from lenet_keras.export import (
     export_run,
     parse_formats,
     space_to_depth_stem,
+    stem_factor,
     tflite_filename,
 )
 from lenet_keras.models import MODELS, build_model
@@ -156,6 +157,7 @@ def test_report_has_every_field_for_every_format(exported):
             assert entry["bytes"] == (out / entry["file"]).stat().st_size
             assert entry["runtime"] == "litert"
             assert entry["input"]["shape"] == [1, 28, 28, 1]
+            assert entry["space_to_depth"] == (7 if name == "int8" else 2)
     keras_accuracy = report["formats"]["keras"]["test_accuracy"]
     for entry in report["formats"].values():
         assert entry["accuracy_drop_pp"] == pytest.approx(
@@ -178,8 +180,9 @@ def test_drops_over_names_the_formats_past_the_gate():
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("factor", [2, 7])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_space_to_depth_stem_computes_the_same_function(name):
+def test_space_to_depth_stem_computes_the_same_function(name, factor):
     import keras
 
     model = build_model(name, (28, 28, 1), 10)
@@ -189,13 +192,38 @@ def test_space_to_depth_stem_computes_the_same_function(name):
             layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape).astype("float32"))
             layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape)
                                          .astype("float32"))
-    rewritten = space_to_depth_stem(model)
+    rewritten = space_to_depth_stem(model, factor)
     expected_rewrite = name in ("lenet5", "lenet5_mini", "lenet5_bn")
     assert (rewritten is not model) == expected_rewrite
     x = np.random.default_rng(1).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(rewritten(x), model(x), atol=1e-5)
     if expected_rewrite:
-        assert rewritten.get_layer("s2d").output.shape[1:] == (28, 14, 2)
+        assert rewritten.get_layer("s2d").output.shape[1:] == (28, 28 // factor, factor)
+
+
+def test_stem_factor_folds_pairs_for_float_and_up_to_8_channels_for_int8():
+    gray, rgb = build_model("lenet5", (28, 28, 1), 10), build_model("lenet5", (32, 32, 3), 10)
+    assert [stem_factor(gray, kind) for kind in TFLITE_FORMATS] == [2, 2, 2, 7]
+    assert [stem_factor(rgb, kind) for kind in TFLITE_FORMATS] == [1, 1, 1, 2]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_registered_model_converts_with_builtin_ops_only(name, tmp_path):
+    """Untrained weights are enough to prove the graph converts and runs in LiteRT."""
+    from lenet_keras.export import convert_tflite, export_saved_model
+    from lenet_keras.predict import TFLiteModel
+
+    model = build_model(name, (28, 28, 1), 10)
+    x = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
+    for kind in ("float32", "int8"):
+        source = tmp_path / kind
+        export_saved_model(space_to_depth_stem(model, stem_factor(model, kind)), source, 1)
+        content = convert_tflite(source, kind, lambda: ([image[None]] for image in x))
+        runner = TFLiteModel(content)
+        ops = {op["op_name"] for op in runner.interpreter._get_ops_details()}
+        assert not any(op.startswith("Flex") for op in ops), ops
+        tolerance = 1e-5 if kind == "float32" else 0.05
+        np.testing.assert_allclose(runner.predict(x[:4]), model(x[:4]), atol=tolerance)
 
 
 def test_parse_formats():
@@ -241,6 +269,22 @@ def test_cli_export_default_destination_and_subset(tiny_run, in_tmp):
     again = invoke("export", "--run-dir", run)
     assert again.exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == ["labels.txt", "report.json", "saved_model"]
+
+
+def test_cli_max_drop_gate_exits_3_after_writing(tiny_run, in_tmp, monkeypatch):
+    import lenet_keras.export as export
+
+    def fake_export(run_dir, out, **kwargs):
+        return {"export_dir": str(out), "formats": {
+            "keras": {"accuracy_drop_pp": 0.0}, "int8": {"accuracy_drop_pp": 1.7}}}
+
+    monkeypatch.setattr(export, "export_run", fake_export)
+    monkeypatch.setattr(export, "format_table", lambda report: "table")
+    result = invoke("export", "--run-dir", tiny_run, "--out", in_tmp / "out", "--max-drop", 1)
+    assert result.exit_code == 3
+    assert result.stderr.strip() == "Error: accuracy drop over --max-drop 1.0 pp: int8 +1.70 pp"
+    assert invoke("export", "--run-dir", tiny_run, "--out", in_tmp / "out",
+                  "--max-drop", 2).exit_code == 0
 
 
 def _corrupt_run(tiny_run, root):
