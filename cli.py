@@ -97,8 +97,8 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--data-dir", type=click.Path(), default=None, help="TFDS data directory.")
 @click.option("--manual-dir", type=click.Path(), default=None,
               help="Folder of TFDS archives you downloaded yourself.")
-@click.option("--jit-compile/--no-jit-compile", default=True, show_default=True,
-              help="XLA-compile the training step.")
+@click.option("--jit-compile/--no-jit-compile", default=False, show_default=True,
+              help="XLA-compile the training step (slower on CPU; try it on a GPU).")
 @click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
 def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, schedule, seed,
         run_dir, image_size, grayscale, val_split, augment, positive_class, early_stopping,
@@ -158,7 +158,9 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
 @click.option("--dataset", default=None, metavar="NAME|PATH",
               help="Evaluate on another source with the same classes (default: the run's). "
                    "A plain folder of class subfolders is used whole.")
-def evaluate(run_dir, dataset):
+@click.option("--unsafe", is_flag=True,
+              help="Allow a model.keras that holds Python code (only if you trust it).")
+def evaluate(run_dir, dataset, unsafe):
     """Test accuracy, loss and per-class accuracy of a run's best model.
 
     Writes confusion_matrix.png (normalised per true class) and samples.png (test images
@@ -171,7 +173,7 @@ def evaluate(run_dir, dataset):
         from lenet_keras.data import source_kind
 
         source_kind(dataset)  # a missing path fails here, before the model is loaded
-    result = evaluate_run(resolve_run_dir(run_dir), dataset)
+    result = evaluate_run(resolve_run_dir(run_dir), dataset, safe_mode=not unsafe)
     click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
                f"on {len(result.labels)} images of {result.dataset_name}")
     click.echo(format_class_table(result.class_names, result.confusion))
@@ -228,7 +230,9 @@ class ReleaseGateFailed(click.ClickException):
 @click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
               metavar="PP", help="Exit 3 if any format's test accuracy is more than PP "
                                  "percentage points below the Keras model's.")
-def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop):
+@click.option("--unsafe", is_flag=True,
+              help="Allow a model.keras that holds Python code (only if you trust it).")
+def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, unsafe):
     """SavedModel (+ TFLite) export with a verified report.json.
 
     Every format is checked against the run's own test split: accuracy, top-1 agreement
@@ -242,7 +246,7 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
     from lenet_keras.export import drops_over, export_run, format_table
 
     report = export_run(run_dir, out, formats=formats, calibration_samples=calibration_samples,
-                        log=click.echo)
+                        log=click.echo, safe_mode=not unsafe)
     click.echo(format_table(report))
     click.echo(f"wrote {report['export_dir']}")
     failed = drops_over(report, max_drop)
@@ -258,7 +262,9 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
                    "(default: the latest run's model.keras).")
 @click.option("--top-k", type=POSITIVE, default=1, show_default=True,
               help="Labels to print per image.")
-def predict(images, model_path, top_k):
+@click.option("--unsafe", is_flag=True,
+              help="Allow a model.keras that holds Python code (only if you trust it).")
+def predict(images, model_path, top_k, unsafe):
     """Classify image files, one line each (`photo.jpg: hot_dog 0.97`).
 
     Images are converted and resized to the model's input. Unreadable files get one error
@@ -272,7 +278,7 @@ def predict(images, model_path, top_k):
             raise BadInput(f"run '{model_path.parent}' has no model.keras; pass --model")
     from lenet_keras.predict import load_predictor, read_image, top_k as best
 
-    predictor = load_predictor(model_path)
+    predictor = load_predictor(model_path, safe_mode=not unsafe)
     readable, pixels, failed = [], [], 0
     for path in images:
         try:

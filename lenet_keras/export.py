@@ -419,7 +419,7 @@ def _float_tensor(shape):
 
 def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
                calibration_samples=DEFAULT_CALIBRATION_SAMPLES, latency_number=LATENCY_NUMBER,
-               progress=True, log=print):
+               progress=True, log=print, safe_mode=True):
     """Export a run's best model and write report.json; returns the report.
 
     Args:
@@ -430,6 +430,7 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         latency_number: single-image calls per latency round.
         progress: show progress bars on stderr (when it is a terminal).
         log: callable for one-line progress messages.
+        safe_mode: load model.keras in Keras safe mode (False only for trusted models).
 
     Raises:
         BadInput: no model in the run, a corrupt model, an unwritable destination, a
@@ -443,7 +444,7 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
     formats = tuple(f for f in TFLITE_FORMATS if f in formats)
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
-    model = _load_run_model(model_path)  # a corrupt model fails before anything is written
+    model = _load_run_model(model_path, safe_mode)  # a corrupt model fails before anything is written
     missing_parents = [p for p in out.parents if not p.exists()]
     staging = _make_staging_dir(out)  # fails early on an unwritable destination
     try:
@@ -464,11 +465,13 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
     return report
 
 
-def _load_run_model(model_path):
+def _load_run_model(model_path, safe_mode=True):
     from lenet_keras.train import load_model
 
     try:
-        return load_model(model_path)
+        return load_model(model_path, safe_mode=safe_mode)
+    except BadInput:
+        raise
     except Exception as error:  # noqa: BLE001  truncated zip, wrong file, foreign layers
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise BadInput(f"cannot load '{model_path}' ({type(error).__name__}: {first}); "

@@ -120,10 +120,10 @@ class TFLiteModel:
 
 
 class KerasPredictor:
-    def __init__(self, path):
+    def __init__(self, path, safe_mode=True):
         from lenet_keras.train import load_model
 
-        self.model = load_model(path)
+        self.model = load_model(path, safe_mode=safe_mode)
         self.input_shape = tuple(self.model.input_shape[1:])
 
     def predict(self, images):
@@ -164,7 +164,7 @@ def find_labels(model_path):
     return None
 
 
-def load_predictor(path):
+def load_predictor(path, safe_mode=True):
     """A predictor for a .keras file, SavedModel directory or .tflite file.
 
     The returned object has ``input_shape`` (H, W, C), ``labels`` (list or None) and
@@ -181,7 +181,7 @@ def load_predictor(path):
                                "(no saved_model.pb); pass a .keras, .tflite or saved_model/")
             predictor = SavedModelPredictor(path)
         elif path.suffix == ".keras":
-            predictor = KerasPredictor(path)
+            predictor = KerasPredictor(path, safe_mode)
         elif path.suffix == TFLITE_SUFFIX:
             predictor = TFLiteModel(path)
         else:

@@ -102,3 +102,18 @@ def test_corrupt_or_missing_model_files_are_bad_input(tmp_path):
         load_model(tmp_path / "corrupt.keras")
     with pytest.raises(BadInput, match="does not exist"):
         load_model(tmp_path / "missing.keras")
+
+
+def test_cli_refuses_unsafe_models_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Lambda(lambda x: x[:, :2, 0, 0])(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
+    (tmp_path / "img.png").write_bytes(b"unused")
+    result = CliRunner().invoke(cli.cli, ["predict", str(tmp_path / "img.png"),
+                                          "--model", str(tmp_path / "lambda.keras")])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "--unsafe" in result.stderr
