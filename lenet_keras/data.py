@@ -391,6 +391,38 @@ def _augmenter(channels, seed):
     return keras.Sequential(steps, name="augment")
 
 
+def _index_batches(num, batch_size, training, seed):
+    """Batches of example indices; for training, reshuffled each epoch (seeded) and
+    without a ragged last batch.
+
+    The training permutation is drawn and cut into batches with whole-tensor ops: a
+    shuffle buffer of single indices made the whole pipeline about half as fast.
+    """
+    import tensorflow as tf
+
+    if not training:
+        return tf.data.Dataset.range(num).batch(batch_size)
+    full = num // batch_size
+    rest = 0 if full else num  # a remainder is dropped, unless it is all there is
+
+    def cut(order):
+        batches = tf.data.Dataset.from_tensor_slices(
+            tf.reshape(order[: full * batch_size], [full, batch_size]))
+        if rest:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(order))
+        return batches
+
+    def permutation(epoch_seed):
+        return tf.random.experimental.stateless_shuffle(
+            tf.range(num, dtype=tf.int64), seed=tf.stack([epoch_seed, tf.constant(seed, tf.int64)]))
+
+    # One new random seed per pass over the dataset (epoch), fixed by ``seed``.
+    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    batches = epoch_seeds.flat_map(lambda epoch_seed: cut(permutation(epoch_seed)))
+    # flat_map hides the length; Keras needs it for steps per epoch and progress bars.
+    return batches.apply(tf.data.experimental.assert_cardinality(full + (1 if rest else 0)))
+
+
 def array_pipeline(x, y, batch_size, training=False, augment=False, seed=42):
     """A tf.data pipeline over in-memory arrays.
 
@@ -401,11 +433,7 @@ def array_pipeline(x, y, batch_size, training=False, augment=False, seed=42):
 
     images = tf.constant(x)
     labels = tf.constant(y)
-    dataset = tf.data.Dataset.range(len(x))
-    if training:
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=training and len(x) >= batch_size)
-    dataset = dataset.map(
+    dataset = _index_batches(len(x), batch_size, training, seed).map(
         lambda i: (tf.cast(tf.gather(images, i), tf.float32), tf.gather(labels, i)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
