@@ -242,9 +242,9 @@ def lenet5_mini(input_shape, num_classes):
     return keras.Model(inputs, _classifier(x, num_classes), name="lenet5_mini")
 
 
-# 16/32 maps: wider than LeNet-5's 6/16 where it pays in accuracy, yet ~4x cheaper than
-# 32/64 on a CPU (measured: 32/64 trained at ~500 images/s on 2 cores).
-def lenet5_bn(input_shape, num_classes, widths=(16, 32), dense_units=(128, 84), dropout=0.3):
+# Measured on Fashion-MNIST, 15 epochs: 16/32 maps with dropout 0.3 overfit (train 0.96,
+# test 0.916); 32/64 maps with dropout 0.4 reach 0.925.
+def lenet5_bn(input_shape, num_classes, widths=(32, 64), dense_units=(128, 84), dropout=0.4):
     """The accurate variant: LeNet-5 wider, with batch norm after every conv and dense
     layer and dropout before the classifier."""
     inputs = keras.Input(input_shape, name="image")
