@@ -73,7 +73,7 @@ POSITIVE = click.IntRange(min=1)
               help="Registry name; see `python cli.py models`.")
 @click.option("--epochs", type=POSITIVE, default=15, show_default=True, help="Training epochs.")
 @click.option("--batch-size", type=POSITIVE, default=128, show_default=True, help="Images per batch.")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=2e-3,
               show_default=True, help="Peak learning rate.")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
               show_default=True, help="Adam, or SGD with Nesterov momentum.")
