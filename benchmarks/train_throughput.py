@@ -319,10 +319,10 @@ class Worker:
         return result["peak_rss_mb"]
 
     def throughput(self, skip_first=False):
+        """Median images/s over epochs: a few epochs slowed by other jobs don't count."""
         rows = self.epochs[1:] if skip_first else self.epochs
-        images = sum(r["images"] for r in rows)
-        seconds = sum(r["step_seconds"] for r in rows)
-        return images / seconds if seconds else 0.0
+        rates = [per_epoch_rate(r) for r in rows if r["images"]]  # not all compile
+        return statistics.median(rates) if rates else 0.0
 
 
 def per_epoch_rate(row):
@@ -332,7 +332,7 @@ def per_epoch_rate(row):
 def paired_ratio(a, b):
     """Median over epochs run back to back of images/s(a) / images/s(b)."""
     pairs = [per_epoch_rate(x) / per_epoch_rate(y)
-             for x, y in zip(a.epochs, b.epochs) if per_epoch_rate(y)]
+             for x, y in zip(a.epochs, b.epochs) if per_epoch_rate(x) and per_epoch_rate(y)]
     return statistics.median(pairs) if pairs else float("nan")
 
 
@@ -506,13 +506,13 @@ def report(args):
 
     # ----------------------------------------------------------------- the table
     compile_seconds = package.epochs[0].get("compile_seconds") or 0.0
-    print("| measurement | value |")
+    print("| measured (images/s: median over epochs, training steps only) | value |")
     print("|---|---:|")
     print(f"| (a) package (`cli.py fit` path), images/s | {rows['package']:,.0f} |")
     if others:
-        threads = (f"{calibration['threads']} thread(s), the faster of "
-                   + " / ".join(f"{r:,.0f}" for r in calibration["images_per_second"].values())
-                   + " img/s in calibration" if calibration else f"{args.torch_threads} threads")
+        threads = (f"{calibration['threads']} thread(s); calibration "
+                   + ", ".join(f"{t}: {r:,.0f}" for t, r in calibration["images_per_second"].items())
+                   if calibration else f"{args.torch_threads} thread(s)")
         print(f"| (b) plain PyTorch {torch_version()} loop ({threads}), images/s | "
               f"{rows['pytorch']:,.0f} |")
         print(f"| ratio a/b (median of back-to-back epochs) | "
@@ -525,8 +525,11 @@ def report(args):
         for name in ["package"] + [w.name for w in others]:
             if name in reached:
                 epoch, seconds = reached[name]
-                print(f"| {name}: time to {args.target:.2f} test accuracy | "
-                      f"{seconds:.1f} s (epoch {epoch}) |")
+                epochs = next(w.epochs for w in [package] + others if w.name == name)
+                typical = statistics.median(r["step_seconds"] for r in epochs[1:] or epochs)
+                estimate = epoch * typical + (epochs[0].get("compile_seconds") or 0.0)
+                print(f"| {name}: time to {args.target:.2f} test accuracy (epochs x median "
+                      f"epoch) | {seconds:.1f} s ({epoch} x {typical:.1f} s: {estimate:.1f} s) |")
             else:
                 print(f"| {name}: time to {args.target:.2f} test accuracy | not reached in "
                       f"{args.epochs} epochs |")
