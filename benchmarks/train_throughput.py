@@ -17,8 +17,8 @@ accuracy is seconds spent in training steps (evaluation excluded, the first step
 compilation included) until the test accuracy first reaches --target.
 
     pip install -r benchmarks/requirements.txt       # torch 2.13 CPU build, optional
-    python benchmarks/train_throughput.py            # ~8 minutes on 2 cores
-    python benchmarks/train_throughput.py --quick    # throughput only, ~2 minutes
+    python benchmarks/train_throughput.py            # ~4 minutes on 2 cores
+    python benchmarks/train_throughput.py --quick    # throughput only, ~1 minute
     python benchmarks/train_throughput.py --levers   # package variants (jit, oneDNN, ...)
 
 --levers compares variants of (a), each a worker with TrainConfig fields and
@@ -45,12 +45,12 @@ MARK = "@@bench "  # worker replies start with this; everything else is library 
 # Package variants compared by --levers when no --variant is given.
 DEFAULT_LEVERS = [
     "default:",
-    "jit_compile:jit_compile=True",
-    "spe=1:steps_per_execution=1",
-    "jit+spe=1:jit_compile=True,steps_per_execution=1",
+    "xla:jit_compile=True",
+    "xla+spe1 (old defaults):jit_compile=True,steps_per_execution=1",
+    "spe1:steps_per_execution=1",
     "no-onednn:TF_ENABLE_ONEDNN_OPTS=0",
-    "intra=1:intra_op_threads=1",
-    "inter=1:inter_op_threads=1",
+    "intra1:intra_op_threads=1",
+    "inter1:inter_op_threads=1",
 ]
 
 

@@ -53,11 +53,11 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs; 0 turns it off
     data_dir: str = None
     manual_dir: str = None
-    # No XLA: on CPU, XLA's convolutions train LeNet-5 ~3.5x slower than TensorFlow's
+    # No XLA: on CPU, XLA's convolutions train LeNet-5 ~3x slower than TensorFlow's
     # oneDNN kernels (benchmarks/README.md); Keras itself turns XLA off on CPU-only hosts.
     jit_compile: bool = False
     # Train steps run in one graph call per 64 batches: less Python and dispatch per step,
-    # ~1.2x images/s on 2 CPU cores; same updates, same results as 1.
+    # ~1.15x images/s on 2 CPU cores (more when the CPU is busy); same results as 1.
     steps_per_execution: int = 64
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
