@@ -162,13 +162,11 @@ def _callbacks_module():
                 self._write([r for r in read_history(self.path.parent) if r["epoch"] <= epoch])
 
         def on_epoch_end(self, epoch, logs=None):
-            logs = dict(logs or {})
-            optimizer = self.model.optimizer
-            lr = optimizer.learning_rate
-            logs["lr"] = float(keras.ops.convert_to_numpy(lr))
-            row = {"epoch": epoch + 1, **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:] if k in logs}}
-            rows = read_history(self.path.parent) + [row]
-            self._write(rows)
+            # The optimizer evaluates its schedule at the current step: the rate the
+            # next epoch starts with.
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}, "lr": lr}
+            self._write(read_history(self.path.parent) + [row])
 
         def _write(self, rows):
             tmp = self.path.with_name(".history.csv.tmp")
