@@ -218,16 +218,17 @@ def load_idx_folder(folder):
     )
 
 
-def _read_image(path, size):
-    """One image file -> (uint8 RGB array [size,size,3], is_grayscale), or None if it
-    cannot be decoded (corrupt, truncated, not an image)."""
+def read_image(path, height, width):
+    """One image file -> (uint8 RGB array [height,width,3], is_grayscale), or None if it
+    cannot be decoded (corrupt, truncated, not an image). Used for training folders and
+    by ``predict``, so both see the same pixels."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             image.seek(0)  # first frame of an animated GIF
             grayscale = image.mode in ("1", "L", "LA", "I", "I;16", "F")
-            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            rgb = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8), grayscale
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
@@ -250,7 +251,7 @@ def _read_class_folders(root, class_names, size):
                 labels.append(label)
     # PIL releases the GIL while decoding, so threads help on big folders.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = list(pool.map(lambda p: _read_image(p, size), paths))
+        results = list(pool.map(lambda p: read_image(p, size, size), paths))
     images, kept_labels, grays, skipped = [], [], [], []
     for path, label, result in zip(paths, labels, results):
         if result is None:
@@ -293,7 +294,7 @@ def load_image_folder(folder, image_size=None, seed=42):
     if empty:
         raise BadInput(f"class folder(s) without readable images: {', '.join(empty)}")
     if grays and all(grays):
-        x, x_test = _to_grayscale(x), _to_grayscale(x_test)
+        x, x_test = to_grayscale(x), to_grayscale(x_test)
     return ArraySplits(x, y, x_test, y_test, class_names, skipped)
 
 
@@ -310,7 +311,7 @@ def _stratified_split(x, y, fraction, seed):
     return x[~mask], y[~mask], x[mask], y[mask]
 
 
-def _to_grayscale(x):
+def to_grayscale(x):
     """RGB uint8 -> 1-channel uint8 with ITU-R 601 luma weights (as PIL's 'L')."""
     if x.shape[-1] == 1:
         return x
@@ -318,7 +319,7 @@ def _to_grayscale(x):
     return np.rint(luma)[..., None].astype(np.uint8)
 
 
-def _to_rgb(x):
+def to_rgb(x):
     return x if x.shape[-1] == 3 else np.repeat(x, 3, axis=-1)
 
 
@@ -458,9 +459,9 @@ def _bundle_from_arrays(arrays, name, *, batch_size, image_size, color, val_spli
                         seed, augment, positive_class):
     x_train, x_test = arrays.x_train, arrays.x_test
     if color == "grayscale":
-        x_train, x_test = _to_grayscale(x_train), _to_grayscale(x_test)
+        x_train, x_test = to_grayscale(x_train), to_grayscale(x_test)
     elif color == "rgb":
-        x_train, x_test = _to_rgb(x_train), _to_rgb(x_test)
+        x_train, x_test = to_rgb(x_train), to_rgb(x_test)
     if image_size:
         x_train, x_test = _resize(x_train, image_size), _resize(x_test, image_size)
     y_train, y_test, class_names = arrays.y_train, arrays.y_test, arrays.class_names

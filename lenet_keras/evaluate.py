@@ -130,15 +130,15 @@ def _plain_class_folder(source):
 def _whole_folder(source, config, input_shape):
     """A folder of class subfolders, every image as test data: (dataset, count, names)."""
     from lenet_keras.data import (
-        _to_grayscale, _to_rgb, array_pipeline, binary_class_names, load_arrays,
-        positive_class_index,
+        array_pipeline, binary_class_names, load_arrays, positive_class_index, to_grayscale,
+        to_rgb,
     )
 
     height, _, channels = input_shape
     arrays = load_arrays(source, image_size=height, seed=config.seed)
     x = np.concatenate([arrays.x_train, arrays.x_test])
     y = np.concatenate([arrays.y_train, arrays.y_test])
-    x = _to_grayscale(x) if channels == 1 else _to_rgb(x)
+    x = to_grayscale(x) if channels == 1 else to_rgb(x)
     class_names = arrays.class_names
     if config.positive_class is not None:
         y = (y == positive_class_index(class_names, config.positive_class)).astype(np.int64)

@@ -198,22 +198,17 @@ def load_predictor(path, safe_mode=True):
 
 def read_image(path, input_shape):
     """An image file -> float32 raw pixels [H,W,C] at the model's input size and
-    channel count (BadInput when it cannot be decoded)."""
-    from PIL import Image
+    channel count (BadInput when it cannot be read)."""
+    from lenet_keras.data import read_image as read_rgb, to_grayscale
 
     height, width, channels = input_shape
-    try:
-        with Image.open(path) as image:
-            image.seek(0)
-            image = image.convert("L" if channels == 1 else "RGB")
-            image = image.resize((width, height), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32)
-    except FileNotFoundError:
-        raise BadInput(f"image '{path}' does not exist") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        reason = "not an image file" if "identify" in str(error) else type(error).__name__
-        raise BadInput(f"cannot read image '{path}': {reason}") from None
-    return pixels.reshape(height, width, channels)
+    if not Path(path).is_file():
+        raise BadInput(f"image '{path}' does not exist")
+    decoded = read_rgb(path, height, width)
+    if decoded is None:
+        raise BadInput(f"cannot read image '{path}': not a readable image file")
+    pixels = decoded[0] if channels == 3 else to_grayscale(decoded[0][None])[0]
+    return pixels.astype(np.float32)
 
 
 def top_k(probabilities, labels, k=1):
