@@ -73,6 +73,22 @@ def train_val_arrays(data, val_split=0.1, seed=42):
 # ---------------------------------------------------------------------------------------
 
 
+def timed_keras_epoch(worker, x, **fit_options):
+    """One more epoch of ``worker.model.fit``, timed by its TrainingTimer (steps only)."""
+    timer = worker.timer
+    images, seconds = timer.images, timer.step_seconds
+    started = time.perf_counter()
+    worker.model.fit(x, epochs=worker.epoch_index + 1, initial_epoch=worker.epoch_index,
+                     callbacks=[timer], verbose=0, **fit_options)
+    worker.epoch_index += 1
+    return {
+        "wall_seconds": time.perf_counter() - started,
+        "images": timer.images - images,
+        "step_seconds": timer.step_seconds - seconds,
+        "compile_seconds": timer.compile_seconds,
+    }
+
+
 class PackageWorker:
     """(a) The package's own training path, as train() runs it."""
 
@@ -98,18 +114,7 @@ class PackageWorker:
         self.epoch_index = 0
 
     def epoch(self):
-        images, seconds = self.timer.images, self.timer.step_seconds
-        started = time.perf_counter()
-        self.model.fit(self.bundle.train, epochs=self.epoch_index + 1,
-                       initial_epoch=self.epoch_index, callbacks=[self.timer],
-                       shuffle=False, verbose=0)
-        self.epoch_index += 1
-        return {
-            "wall_seconds": time.perf_counter() - started,
-            "images": self.timer.images - images,
-            "step_seconds": self.timer.step_seconds - seconds,
-            "compile_seconds": self.timer.compile_seconds,
-        }
+        return timed_keras_epoch(self, self.bundle.train, shuffle=False)
 
     def evaluate(self):
         _, accuracy = self.model.evaluate(self.bundle.test, verbose=0)
@@ -148,18 +153,8 @@ class KerasIOWorker:
         self.epoch_index = 0
 
     def epoch(self):
-        images, seconds = self.timer.images, self.timer.step_seconds
-        started = time.perf_counter()
-        self.model.fit(self.x, self.y, batch_size=self.batch_size, epochs=self.epoch_index + 1,
-                       initial_epoch=self.epoch_index, callbacks=[self.timer], verbose=0)
-        self.epoch_index += 1
-        return {
-            "wall_seconds": time.perf_counter() - started,
-            "images": self.timer.images - images,
-            "step_seconds": self.timer.step_seconds - seconds,
-            "compile_seconds": self.timer.compile_seconds,
-            "jit_compile": bool(self.model.jit_compile),
-        }
+        row = timed_keras_epoch(self, self.x, y=self.y, batch_size=self.batch_size)
+        return {**row, "jit_compile": bool(self.model.jit_compile)}
 
     def evaluate(self):
         _, accuracy = self.model.evaluate(self.x_test.astype("float32"), self.y_test,

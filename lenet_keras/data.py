@@ -117,9 +117,10 @@ def source_kind(source):
 
 def dataset_name(source):
     """Short name used in run directory names, e.g. 'fashion-mnist' or 'cifar10'."""
-    if source_kind(source) == "sample":
+    kind = source_kind(source)
+    if kind == "sample":
         return SAMPLE_NAME
-    if source_kind(source) == "tfds":
+    if kind == "tfds":
         return source.split(":")[0].split("/")[0]
     return Path(source).expanduser().resolve().stem or "data"
 
