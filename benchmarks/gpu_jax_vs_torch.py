@@ -33,7 +33,6 @@ def arrays():
 
 def run_keras(args, steps_per_execution):
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    sys.path.insert(0, str(REPO))
     import jax
     import keras
 

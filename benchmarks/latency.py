@@ -30,14 +30,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
 
 def build_variants(model, calibration, workdir):
     """{(variant, kind): tflite bytes} for the plain, static and shipped graphs."""
-    from lenet_keras.export import (
+    from lenet_keras.convert import (
         convert_tflite, export_saved_model, space_to_depth_stem, stem_factor)
 
     def representative():
@@ -74,7 +73,8 @@ def main(argv=None):
 
     from lenet_keras.export import dataset_arrays, measure_latencies_us
     from lenet_keras.predict import TFLiteModel
-    from lenet_keras.train import load_bundle, load_config, load_model, resolve_run_dir
+    from lenet_keras.runs import load_config, load_model, resolve_run_dir
+    from lenet_keras.train import load_bundle
 
     run_dir = resolve_run_dir(args.run_dir)
     model = load_model(run_dir / "model.keras")

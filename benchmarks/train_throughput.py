@@ -60,7 +60,6 @@ def peak_rss_mb():
 
 def train_val_arrays(data, val_split=0.1, seed=42):
     """The package's training split (same seeded hold-out as load_dataset) and test set."""
-    sys.path.insert(0, str(REPO))
     from lenet_keras.data import _seeded_split, load_arrays
 
     arrays = load_arrays(data)
@@ -93,7 +92,6 @@ class PackageWorker:
     """(a) The package's own training path, as train() runs it."""
 
     def __init__(self, options):
-        sys.path.insert(0, str(REPO))
         import tensorflow as tf
 
         # Thread pools are fixed at TensorFlow's first op: set them before anything runs.
@@ -103,14 +101,15 @@ class PackageWorker:
             tf.config.threading.set_inter_op_parallelism_threads(options.pop("inter_op_threads"))
         import keras
 
-        from lenet_keras.train import TrainConfig, _callbacks_module, build_for_config, load_bundle
+        from lenet_keras.callbacks import TrainingTimer
+        from lenet_keras.train import TrainConfig, build_for_config, load_bundle
 
         self.keras = keras
         self.config = TrainConfig(**options)
         keras.utils.set_random_seed(self.config.seed)
         self.bundle = load_bundle(self.config)
         self.model = build_for_config(self.config, self.bundle)
-        self.timer = _callbacks_module()[2](self.config.batch_size)
+        self.timer = TrainingTimer(self.config.batch_size)
         self.epoch_index = 0
 
     def epoch(self):
@@ -135,12 +134,11 @@ class KerasIOWorker:
     """(c) keras-io's way: compile with defaults, fit on numpy arrays."""
 
     def __init__(self, options):
-        sys.path.insert(0, str(REPO))
         import keras
         import numpy as np
 
         from lenet_keras.models import build_model
-        from lenet_keras.train import _callbacks_module
+        from lenet_keras.callbacks import TrainingTimer
 
         x, y, self.x_test, self.y_test = train_val_arrays(options["dataset"])
         self.x, self.y = x.astype(np.float32), y
@@ -149,7 +147,7 @@ class KerasIOWorker:
         self.model = build_model(options.get("model", "lenet5"), x.shape[1:], 10)
         self.model.compile(loss="sparse_categorical_crossentropy", optimizer="adam",
                            metrics=["accuracy"])
-        self.timer = _callbacks_module()[2](self.batch_size)
+        self.timer = TrainingTimer(self.batch_size)
         self.epoch_index = 0
 
     def epoch(self):

@@ -1,9 +1,51 @@
 """lenet_keras: LeNet-5 and its family of small CNNs in Keras 3.
 
-Stages, one module each: ``models`` (builders and registry), ``data`` (tf.data input
-pipelines), ``train`` (fit into a run directory), ``export`` (SavedModel / TFLite),
-``plots`` (matplotlib figures). Heavy imports live inside those modules so that
-``import lenet_keras`` stays cheap.
+Build, train, export and run a model in a few lines::
+
+    import lenet_keras as lk
+
+    metrics = lk.train(lk.TrainConfig(model="lenet5", epochs=5), "runs/lenet5")
+    report = lk.export_run("runs/lenet5", "exports/lenet5")
+    lk.predict(["shirt.png"], "exports/lenet5/model_int8.tflite", top=3)
+
+Stages, one module each: ``registry`` (names) and ``models`` (Keras builders), ``data``
+(input pipelines), ``train`` (+ ``callbacks``, ``runs``: the run directory), ``convert``
+and ``export`` (SavedModel / TFLite), ``predict``, ``evaluate``, ``plots``, ``cli``.
+The names below are imported on first use, so ``import lenet_keras`` stays cheap (no
+TensorFlow until a function needs it).
 """
 
-__version__ = "0.1.0"
+import importlib
+
+__version__ = "0.2.0"
+
+# public name -> (module, attribute)
+_API = {
+    "build_model": ("lenet_keras.models", "build_model"),
+    "list_models": ("lenet_keras.registry", "list_models"),
+    "load_dataset": ("lenet_keras.data", "load_dataset"),
+    "TrainConfig": ("lenet_keras.train", "TrainConfig"),
+    "train": ("lenet_keras.train", "train"),
+    "export_run": ("lenet_keras.export", "export_run"),
+    "load_predictor": ("lenet_keras.predict", "load_predictor"),
+    "predict": ("lenet_keras.predict", "predict_files"),
+    "BadInput": ("lenet_keras.errors", "BadInput"),
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'lenet_keras' has no attribute '{name}'")
+    module, attribute = _API[name]
+    if module == "lenet_keras.models":  # Keras (and its backend) load quietly first
+        from lenet_keras.quiet import import_keras
+
+        import_keras()
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_keras.errors import BadInput
+from lenet_keras.errors import BadInput, first_line
+from lenet_keras.quiet import import_keras, import_tensorflow
 
 SAMPLE_PATH = Path(__file__).parent / "sample" / "fashion_mnist_sample.npz"
 SAMPLE_NAME = "fashion_mnist_sample"
@@ -328,7 +329,7 @@ def _resize(x, size):
     """Resize a uint8 batch [N,H,W,C] to size x size, keeping 0..255 uint8."""
     if x.shape[1] == size and x.shape[2] == size:
         return x
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     chunks = [
         tf.image.resize(x[i: i + 4096], (size, size), antialias=True).numpy()
@@ -382,7 +383,7 @@ def balanced_class_weight(labels, num_classes):
 
 def _augmenter(channels, seed):
     """Small random shifts and zooms (and horizontal flips for photos), on whole batches."""
-    import keras
+    keras = import_keras()
 
     steps = [
         keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
@@ -400,7 +401,7 @@ def _index_batches(num, batch_size, training, seed):
     The training permutation is drawn and cut into batches with whole-tensor ops: a
     shuffle buffer of single indices made the whole pipeline about half as fast.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if not training:
         return tf.data.Dataset.range(num).batch(batch_size)
@@ -431,7 +432,7 @@ def array_pipeline(x, y, batch_size, training=False, augment=False, seed=42):
     Shuffles indices rather than images and gathers whole batches, so the pipeline costs
     a few vectorised ops per batch instead of per image.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     images = tf.constant(x)
     labels = tf.constant(y)
@@ -456,8 +457,32 @@ def _seeded_split(num, fraction, seed):
     return order[held:], order[:held]
 
 
-def _bundle_from_arrays(arrays, name, *, batch_size, image_size, color, val_split,
-                        seed, augment, positive_class):
+@dataclass
+class PreparedArrays:
+    """A local source after colour, size, one-vs-rest and the validation split: numpy
+    only, so it is read and checked before TensorFlow loads (and feeds any backend)."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+    class_weight: dict = None
+    skipped_files: list = field(default_factory=list)
+
+    @property
+    def image_shape(self):
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+
+def prepare_arrays(source=None, *, image_size=None, color=None, val_split=0.1, seed=42,
+                   positive_class=None):
+    """Read a local source (sample, .npz, IDX folder, image folder) and apply the
+    options: a PreparedArrays, checked, before any TensorFlow import."""
+    arrays = load_arrays(source, image_size, seed)
     x_train, x_test = arrays.x_train, arrays.x_test
     if color == "grayscale":
         x_train, x_test = to_grayscale(x_train), to_grayscale(x_test)
@@ -476,18 +501,24 @@ def _bundle_from_arrays(arrays, name, *, batch_size, image_size, color, val_spli
     x_train, y_train = x_train[keep], y_train[keep]
     if positive_class is not None:
         class_weight = balanced_class_weight(y_train, 2)
+    return PreparedArrays(dataset_name(source), x_train, y_train, x_val, y_val, x_test, y_test,
+                          list(class_names), class_weight, arrays.skipped_files)
+
+
+def array_bundle(prepared, *, batch_size=128, augment=False, seed=42):
+    """tf.data pipelines over PreparedArrays: the DatasetBundle training uses."""
     return DatasetBundle(
-        name=name,
-        train=array_pipeline(x_train, y_train, batch_size, True, augment, seed),
-        val=array_pipeline(x_val, y_val, batch_size) if len(x_val) else None,
-        test=array_pipeline(x_test, y_test, batch_size),
-        class_names=list(class_names),
-        image_shape=tuple(int(d) for d in x_train.shape[1:]),
-        num_train=len(x_train),
-        num_val=len(x_val),
-        num_test=len(x_test),
-        class_weight=class_weight,
-        skipped_files=arrays.skipped_files,
+        name=prepared.name,
+        train=array_pipeline(prepared.x_train, prepared.y_train, batch_size, True, augment, seed),
+        val=array_pipeline(prepared.x_val, prepared.y_val, batch_size) if len(prepared.x_val) else None,
+        test=array_pipeline(prepared.x_test, prepared.y_test, batch_size),
+        class_names=prepared.class_names,
+        image_shape=prepared.image_shape,
+        num_train=len(prepared.x_train),
+        num_val=len(prepared.x_val),
+        num_test=len(prepared.x_test),
+        class_weight=prepared.class_weight,
+        skipped_files=prepared.skipped_files,
     )
 
 
@@ -514,6 +545,7 @@ def _offline_hint(name):
 
 def tfds_builder(name, data_dir=None):
     """The TFDS builder for an image classification dataset, or BadInput."""
+    import_tensorflow()
     import tensorflow_datasets as tfds
 
     try:
@@ -532,6 +564,7 @@ def tfds_builder(name, data_dir=None):
 
 def _prepare_tfds(builder, name, manual_dir):
     """Download and prepare a TFDS dataset, failing fast with a hint when offline."""
+    import_tensorflow()
     import tensorflow_datasets as tfds
 
     if builder.is_prepared():
@@ -542,14 +575,14 @@ def _prepare_tfds(builder, name, manual_dir):
     try:
         builder.download_and_prepare(download_config=config)
     except Exception as error:  # TFDS raises many types (network, checksum, manual)
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BadInput(f"cannot prepare TFDS dataset '{name}': {first_line[:200]}; {_offline_hint(name)}") from None
+        raise BadInput(f"cannot prepare TFDS dataset '{name}': {first_line(error)}; "
+                       f"{_offline_hint(name)}") from None
 
 
 def _tfds_pipeline(builder, split, *, size, channels, label_map, batch_size, training,
                    augment, seed):
     """Decode -> resize / convert color -> cache -> shuffle -> batch -> prefetch."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
 
@@ -580,7 +613,7 @@ def _tfds_pipeline(builder, split, *, size, channels, label_map, batch_size, tra
 
 def _load_tfds(name, *, batch_size, image_size, color, val_split, seed, augment,
                positive_class, data_dir, manual_dir):
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     builder = tfds_builder(name, data_dir)
     _prepare_tfds(builder, name, manual_dir)
@@ -674,18 +707,15 @@ def load_dataset(source=None, *, batch_size=128, image_size=None, color=None, va
         >>> bundle = load_dataset("/usr/share/datasets/fashion-mnist", batch_size=128)
     """
     if not 0 <= val_split < 1:
-        raise BadInput(f"--val-split must be in [0, 1), got {val_split}")
+        raise BadInput(f"val_split must be in [0, 1), got {val_split}")
     if color not in (None, "grayscale", "rgb"):
-        raise ValueError(f"color must be None, 'grayscale' or 'rgb', got {color!r}")
-    name = dataset_name(source)
+        raise BadInput(f"color must be None, 'grayscale' or 'rgb', got {color!r}")
     if source_kind(source) == "tfds":
         return _load_tfds(
             source, batch_size=batch_size, image_size=image_size, color=color,
             val_split=val_split, seed=seed, augment=augment, positive_class=positive_class,
             data_dir=data_dir, manual_dir=manual_dir,
         )
-    arrays = load_arrays(source, image_size, seed)
-    return _bundle_from_arrays(
-        arrays, name, batch_size=batch_size, image_size=image_size, color=color,
-        val_split=val_split, seed=seed, augment=augment, positive_class=positive_class,
-    )
+    prepared = prepare_arrays(source, image_size=image_size, color=color, val_split=val_split,
+                              seed=seed, positive_class=positive_class)
+    return array_bundle(prepared, batch_size=batch_size, augment=augment, seed=seed)

@@ -206,7 +206,7 @@ def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS, safe_
         An Evaluation. Raises BadInput for a run without a model or a dataset whose
         classes differ from the run's.
     """
-    from lenet_keras.train import load_config, load_model, read_labels
+    from lenet_keras.runs import load_config, load_model, read_labels
 
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").exists():

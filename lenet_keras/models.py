@@ -12,18 +12,14 @@ dataset's size, grayscale or RGB. Scaling, and the paper's zero padding of 28x28
     61706
 """
 
-import fnmatch
-from dataclasses import dataclass
-from typing import Callable
-
 import keras
 from keras import layers, ops
+
+from lenet_keras.registry import LENET_MIN_SIZE, MODELS, check_input, get_spec, list_models  # noqa: F401
 
 # LeNet-5 was designed for 32x32 inputs: 28x28 MNIST digits padded by 2 pixels so that
 # stroke end-points can reach the centre of the top feature detectors' receptive fields.
 LENET_INPUT_SIZE = 32
-# Below this a LeNet's two 5x5 conv + 2x2 pool stages have nothing left to see.
-LENET_MIN_SIZE = 28
 
 
 # ---------------------------------------------------------------------------------------
@@ -281,46 +277,17 @@ def mlp(input_shape, num_classes, hidden=(300, 100)):
 
 
 # ---------------------------------------------------------------------------------------
-# Registry
+# Builders by registry name (descriptions and minimum sizes: registry.py)
 # ---------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    builder: Callable[..., keras.Model]
-    description: str
-    min_image_size: int = LENET_MIN_SIZE
-
-
-MODELS = {
-    spec.name: spec
-    for spec in [
-        ModelSpec("lenet5", lenet5, "modern LeNet-5: ReLU, max-pool, 6-16-120-84"),
-        ModelSpec(
-            "lenet5_classic",
-            lenet5_classic,
-            "faithful 1998 LeNet-5: scaled tanh, trainable subsampling, Table I C3",
-        ),
-        ModelSpec("lenet5_mini", lenet5_mini, "tiny 4-8 map LeNet for microcontrollers"),
-        ModelSpec("lenet5_bn", lenet5_bn, "wider LeNet-5 with batch norm and dropout"),
-        ModelSpec("lenet1", lenet1, "LeNet-1 (1989): 4-12 maps, average pooling"),
-        ModelSpec("mlp", mlp, "fully connected 300-100 baseline", min_image_size=1),
-    ]
+BUILDERS = {
+    "lenet5": lenet5,
+    "lenet5_classic": lenet5_classic,
+    "lenet5_mini": lenet5_mini,
+    "lenet5_bn": lenet5_bn,
+    "lenet1": lenet1,
+    "mlp": mlp,
 }
-
-
-def list_models(pattern="*"):
-    """Registered model names matching a glob pattern, e.g. ``list_models("lenet5*")``."""
-    return sorted(name for name in MODELS if fnmatch.fnmatch(name, pattern))
-
-
-def get_spec(name):
-    """The registry entry for ``name``; an unknown name raises ValueError listing the
-    valid ones."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model '{name}'; choose one of: {', '.join(MODELS)}")
-    return MODELS[name]
 
 
 def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
@@ -336,18 +303,11 @@ def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
         An uncompiled ``keras.Model`` mapping raw 0-255 pixels to class probabilities.
 
     Raises:
-        ValueError: unknown name, or an image too small for the model.
+        BadInput (a ValueError): unknown name, an image too small for the model, or
+        fewer than 2 classes.
     """
-    spec = get_spec(name)
-    height, width, channels = input_shape
-    if min(height, width) < spec.min_image_size:
-        raise ValueError(
-            f"image size {height}x{width} is too small for {name}: it needs at least "
-            f"{spec.min_image_size}x{spec.min_image_size}"
-        )
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
-    return spec.builder(tuple(input_shape), num_classes, **kwargs)
+    check_input(name, input_shape, num_classes)
+    return BUILDERS[name](tuple(input_shape), num_classes, **kwargs)
 
 
 def count_params(name, input_shape=(32, 32, 1), num_classes=10):

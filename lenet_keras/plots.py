@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_keras.errors import BadInput
+from lenet_keras.errors import BadInput, atomic_path
 
 DPI = 100
 # Inches per history panel: 2 panels -> 1100 x 550 px, 3 (with the learning rate) -> 1650 x 550.
@@ -57,12 +57,8 @@ def save_figure(figure, out):
     """Write the figure to ``out`` via a temporary file, so no half-written image remains."""
     out = check_output_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    try:
+    with atomic_path(out) as tmp:
         figure.savefig(tmp, dpi=DPI, format=out.suffix[1:].lower())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -114,12 +110,12 @@ class RunHistory:
 
 def load_history(run_dir):
     """A RunHistory, or BadInput for a missing, empty or unreadable history.csv."""
-    from lenet_keras.train import load_config, read_history
+    from lenet_keras.runs import load_config, read_history
 
     run_dir = Path(run_dir)
     path = run_dir / "history.csv"
     if not path.is_file():
-        raise BadInput(f"run '{run_dir}' has no history.csv; train it first with: python cli.py fit")
+        raise BadInput(f"run '{run_dir}' has no history.csv; train it first with: lenet-keras fit")
     try:
         rows = read_history(run_dir)
     except (ValueError, KeyError) as error:
@@ -158,7 +154,7 @@ def plot_history(run_dirs=None, out=None):
     """
     from matplotlib.ticker import MaxNLocator
 
-    from lenet_keras.train import resolve_run_dir
+    from lenet_keras.runs import resolve_run_dir
 
     if run_dirs is None or isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_keras.errors import BadInput
+from lenet_keras.errors import BadInput, first_line
+from lenet_keras.quiet import import_tensorflow, native_output_captured
 
 TFLITE_SUFFIX = ".tflite"
 
@@ -60,11 +61,13 @@ class TFLiteModel:
     def __init__(self, model, num_threads=1):
         from ai_edge_litert.interpreter import Interpreter
 
-        if isinstance(model, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
-        else:
-            self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++.
+        with native_output_captured("loading a .tflite file"):
+            if isinstance(model, (bytes, bytearray)):
+                self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+            else:
+                self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self.input_info = _tensor_info(self._input)
@@ -121,7 +124,7 @@ class TFLiteModel:
 
 class KerasPredictor:
     def __init__(self, path, safe_mode=True):
-        from lenet_keras.train import load_model
+        from lenet_keras.runs import load_model
 
         self.model = load_model(path, safe_mode=safe_mode)
         self.input_shape = tuple(self.model.input_shape[1:])
@@ -132,12 +135,12 @@ class KerasPredictor:
 
 class SavedModelPredictor:
     def __init__(self, path):
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         self.loaded = tf.saved_model.load(str(path))
         if not hasattr(self.loaded, "serve"):
             raise BadInput(f"SavedModel '{path}' has no `serve` endpoint; export it with "
-                           "python cli.py export")
+                           "lenet-keras export")
         spec = self.loaded.signatures["serving_default"].structured_input_signature[1]
         self.input_shape = tuple(next(iter(spec.values())).shape[1:])
 
@@ -190,8 +193,7 @@ def load_predictor(path, safe_mode=True):
     except BadInput:
         raise
     except Exception as error:  # noqa: BLE001  corrupt or foreign files fail in many ways
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        raise BadInput(f"cannot load model '{path}': {type(error).__name__}: {first}") from None
+        raise BadInput(f"cannot load model '{path}': {type(error).__name__}: {first_line(error)}") from None
     predictor.labels = find_labels(path)
     return predictor
 
@@ -216,3 +218,48 @@ def top_k(probabilities, labels, k=1):
     order = np.argsort(-probabilities, kind="stable")[:k]
     names = labels if labels and len(labels) == len(probabilities) else None
     return [((names[i] if names else f"class_{i}"), float(probabilities[i])) for i in order]
+
+
+def default_model_path():
+    """The latest run's model.keras (BadInput when there is no run or no model yet)."""
+    from lenet_keras.runs import resolve_run_dir
+
+    path = resolve_run_dir(None) / "model.keras"
+    if not path.exists():
+        raise BadInput(f"run '{path.parent}' has no model.keras; pass --model")
+    return path
+
+
+def predict_files(paths, model=None, top=1, safe_mode=True, on_error=None):
+    """Classify image files with any form of model.
+
+    Args:
+        paths: image file paths.
+        model: a .keras file, SavedModel directory, .tflite file, or a predictor from
+            ``load_predictor``; default: the latest run's model.keras.
+        top: how many (label, probability) pairs to return per image.
+        safe_mode: load a .keras file in Keras safe mode.
+        on_error: called with (path, message) for each unreadable image, which is
+            skipped; default: raise BadInput.
+
+    Returns:
+        [(path, [(label, probability), ...]), ...] for the readable images, in order.
+
+    Example:
+        >>> predict_files(["shirt.png"], "exports/run/model_int8.tflite", top=3)
+    """
+    if model is None or isinstance(model, (str, Path)):
+        model = load_predictor(model if model is not None else default_model_path(), safe_mode)
+    readable, pixels = [], []
+    for path in paths:
+        try:
+            pixels.append(read_image(path, model.input_shape))
+            readable.append(path)
+        except BadInput as error:
+            if on_error is None:
+                raise
+            on_error(path, str(error))
+    if not pixels:
+        return []
+    probabilities = model.predict(np.stack(pixels))
+    return [(path, top_k(row, model.labels, top)) for path, row in zip(readable, probabilities)]

@@ -1,17 +1,13 @@
-"""Training: a config dataclass, Keras callbacks, and ``fit`` into a run directory.
+"""Training: the run's config dataclass, and ``fit`` into a run directory (``runs.py``
+says what the directory holds).
 
-A run directory holds::
+    >>> metrics = train(TrainConfig(model="lenet5", epochs=15), "runs/lenet5")
 
-    config.json      the TrainConfig (everything needed to rebuild the run)
-    labels.txt       one class name per line, in index order
-    history.csv      one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy, lr
-    model.keras      the best epoch (by validation accuracy)
-    metrics.json     test_accuracy, test_loss, epochs, train_seconds, ...
-    tensorboard/     TensorBoard logs
-    backup/          BackupAndRestore state while a run is unfinished (resume)
+Everything that can be checked without TensorFlow (names, numbers, paths, the data of
+local sources, the run directory's state) is checked before TensorFlow is imported, so
+a mistake costs a fraction of a second and writes nothing.
 """
 
-import csv
 import json
 import math
 import os
@@ -21,10 +17,17 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lenet_keras import runs
 from lenet_keras.errors import BadInput
+from lenet_keras.quiet import import_keras, import_tensorflow
 
-RUNS_ROOT = Path("runs")
-HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "constant")
+COLORS = (None, "grayscale", "rgb")
+# Larger images would not be "small CNN" work and can exhaust memory before training.
+MAX_IMAGE_SIZE = 1024
+# numpy and TensorFlow seeds are unsigned 32-bit.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -70,191 +73,35 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    def check(self):
+        """BadInput (one line, in terms of the options) for a config that cannot train.
+        No TensorFlow needed: the CLI calls this before anything heavy is imported."""
+        from lenet_keras.registry import get_spec
 
-# ---------------------------------------------------------------------------------------
-# Run directories
-# ---------------------------------------------------------------------------------------
-
-
-def default_run_dir(config, root=RUNS_ROOT):
-    """runs/<model>-<dataset>-<timestamp>/"""
-    from lenet_keras.data import dataset_name
-
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{config.model}-{dataset_name(config.dataset)}-{stamp}"
-
-
-def is_run_dir(path):
-    return (Path(path) / "config.json").is_file()
-
-
-def latest_run_dir(root=RUNS_ROOT):
-    """The most recently created run under root, or BadInput if there is none."""
-    runs = [p for p in Path(root).glob("*") if is_run_dir(p)] if Path(root).is_dir() else []
-    if not runs:
-        raise BadInput(f"no runs found in '{root}/'; train one first with: python cli.py fit")
-    return max(runs, key=lambda p: (p / "config.json").stat().st_mtime)
-
-
-def resolve_run_dir(run_dir=None):
-    """An explicit run directory (which must hold a run), or the latest one."""
-    if run_dir is None:
-        return latest_run_dir()
-    if not is_run_dir(run_dir):
-        raise BadInput(f"'{run_dir}' holds no run (no config.json); pass a directory made by fit")
-    return Path(run_dir)
-
-
-def load_config(run_dir):
-    return TrainConfig.from_json((Path(run_dir) / "config.json").read_text())
-
-
-def read_labels(run_dir):
-    return (Path(run_dir) / "labels.txt").read_text().splitlines()
-
-
-def write_atomic(path, text):
-    """Write text to path via a temporary file and rename, so readers never see half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def read_history(run_dir):
-    """history.csv as a list of dicts (floats; epoch as int)."""
-    path = Path(run_dir) / "history.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-            for row in rows]
-
-
-# ---------------------------------------------------------------------------------------
-# Callbacks
-# ---------------------------------------------------------------------------------------
-
-
-def _callbacks_module():
-    import keras
-
-    class HistoryCSV(keras.callbacks.Callback):
-        """Appends one row per finished epoch to history.csv, with the learning rate.
-
-        On a resumed run, rows from the epoch being resumed onwards are dropped first,
-        so the file ends with one row per epoch, no duplicates, no gaps.
-        """
-
-        def __init__(self, path):
-            super().__init__()
-            self.path = Path(path)
-
-        def on_train_begin(self, logs=None):
-            self._resumed = False
-
-        def on_epoch_begin(self, epoch, logs=None):
-            # The first epoch of this process tells where BackupAndRestore resumed:
-            # rows from here on belong to epochs about to be run again.
-            if not self._resumed:
-                self._resumed = True
-                self._write([r for r in read_history(self.path.parent) if r["epoch"] <= epoch])
-
-        def on_epoch_end(self, epoch, logs=None):
-            # The optimizer evaluates its schedule at the current step: the rate the
-            # next epoch starts with.
-            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}, "lr": lr}
-            self._write(read_history(self.path.parent) + [row])
-
-        def _write(self, rows):
-            tmp = self.path.with_name(".history.csv.tmp")
-            with open(tmp, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, HISTORY_COLUMNS, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(rows)
-            os.replace(tmp, self.path)
-
-    class BestModelCheckpoint(keras.callbacks.Callback):
-        """Saves the model to model.keras whenever the monitored metric improves.
-
-        Written to a temporary file and renamed into place, so a crash mid-save never
-        leaves a corrupt model.keras. The best value so far is read back from
-        history.csv on a resumed run.
-        """
-
-        def __init__(self, path, monitor):
-            super().__init__()
-            self.path, self.monitor = Path(path), monitor
-            self.best = -math.inf
-            self.best_epoch = None
-
-        def on_train_begin(self, logs=None):
-            self._resumed = False
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if not self._resumed:
-                self._resumed = True
-                for row in read_history(self.path.parent):
-                    if row["epoch"] <= epoch and row.get(self.monitor, -math.inf) > self.best:
-                        self.best, self.best_epoch = row[self.monitor], row["epoch"]
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            value = logs.get(self.monitor)
-            if not math.isfinite(logs.get("loss", 0.0)):
-                return  # the weights diverged this epoch: keep the last good model
-            if value is None or not math.isfinite(value) or value <= self.best:
-                return
-            self.best, self.best_epoch = value, epoch + 1
-            tmp = self.path.with_name(".model.tmp.keras")
-            self.model.save(tmp)
-            os.replace(tmp, self.path)
-
-    class TrainingTimer(keras.callbacks.Callback):
-        """Times training steps only (no validation, no callbacks at epoch end).
-
-        The first batch of the run includes tracing and XLA compilation; it is reported
-        separately as compile_seconds and left out of the throughput. (With
-        steps_per_execution > 1, a "batch" here is one execution of that many steps.)
-        """
-
-        def __init__(self, batch_size):
-            super().__init__()
-            self.batch_size = batch_size
-            self.step_seconds = 0.0
-            self.images = 0
-            self.compile_seconds = None
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-            self._batches = 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            now = time.perf_counter()
-            if self.compile_seconds is None:
-                self.compile_seconds = now - self._start
-                self._start = now
-                self._first_batch = batch + 1
-                return
-            self._last_end = now
-            # Keras reports the last step an execution would reach with all
-            # steps_per_execution steps, even when the epoch's last one runs fewer.
-            self._batches = min(batch + 1, self.params.get("steps") or batch + 1)
-
-        def on_epoch_end(self, epoch, logs=None):
-            first = getattr(self, "_first_batch", 0) if self.images == 0 else 0
-            if self._batches > first:
-                self.step_seconds += self._last_end - self._start
-                self.images += (self._batches - first) * self.batch_size
-            self._first_batch = 0
-
-        @property
-        def images_per_second(self):
-            return self.images / self.step_seconds if self.step_seconds else 0.0
-
-    return HistoryCSV, BestModelCheckpoint, TrainingTimer
+        spec = get_spec(self.model)
+        for name in ("epochs", "batch_size", "steps_per_execution"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BadInput(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
+                and self.learning_rate > 0):
+            raise BadInput(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+        if not 0 <= self.val_split < 1:
+            raise BadInput(f"val_split must be in [0, 1), got {self.val_split!r}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise BadInput(f"seed must be in [0, {MAX_SEED}], got {self.seed!r}")
+        if self.image_size is not None and not spec.min_image_size <= self.image_size <= MAX_IMAGE_SIZE:
+            raise BadInput(f"image_size must be in [{spec.min_image_size}, {MAX_IMAGE_SIZE}] "
+                           f"for {self.model}, got {self.image_size!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise BadInput(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise BadInput(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.color not in COLORS:
+            raise BadInput(f"color must be grayscale or rgb, got {self.color!r}")
+        if self.early_stopping < 0:
+            raise BadInput(f"early_stopping must be >= 0, got {self.early_stopping!r}")
+        return self
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,7 +110,7 @@ def _callbacks_module():
 
 
 def _optimizer(config, steps_per_epoch):
-    import keras
+    keras = import_keras()
 
     learning_rate = config.learning_rate
     if config.schedule == "cosine":
@@ -277,14 +124,11 @@ def _optimizer(config, steps_per_epoch):
 
 def build_for_config(config, bundle):
     """The compiled model a config describes, for the bundle's input and classes."""
-    import keras
+    keras = import_keras()
 
     from lenet_keras.models import build_model
 
-    try:
-        model = build_model(config.model, bundle.image_shape, len(bundle.class_names))
-    except ValueError as error:
-        raise BadInput(str(error)) from None
+    model = build_model(config.model, bundle.image_shape, len(bundle.class_names))
     steps = max(1, bundle.num_train // config.batch_size)
     model.compile(
         optimizer=_optimizer(config, steps),
@@ -297,52 +141,40 @@ def build_for_config(config, bundle):
 
 
 def load_bundle(config, **overrides):
-    """The DatasetBundle a config describes (same seed, so the same splits)."""
-    from lenet_keras.data import load_dataset
+    """The DatasetBundle a config describes (same seed, so the same splits).
+
+    A local source is read, prepared and checked against the model (image size, number
+    of classes) with numpy only, before the tf.data pipelines (and TensorFlow) exist.
+    """
+    from lenet_keras.data import array_bundle, load_dataset, prepare_arrays, source_kind
+    from lenet_keras.registry import check_input
 
     options = dict(
-        batch_size=config.batch_size, image_size=config.image_size, color=config.color,
-        val_split=config.val_split, seed=config.seed, augment=config.augment,
-        positive_class=config.positive_class, data_dir=config.data_dir,
-        manual_dir=config.manual_dir,
+        dataset=config.dataset, batch_size=config.batch_size, image_size=config.image_size,
+        color=config.color, val_split=config.val_split, seed=config.seed,
+        augment=config.augment, positive_class=config.positive_class,
+        data_dir=config.data_dir, manual_dir=config.manual_dir,
     )
     options.update(overrides)
-    source = options.pop("dataset", config.dataset)
-    return load_dataset(source, **options)
+    if source_kind(options["dataset"]) == "tfds":
+        source = options.pop("dataset")
+        return load_dataset(source, **options)
+    prepared = prepare_arrays(
+        options["dataset"], image_size=options["image_size"], color=options["color"],
+        val_split=options["val_split"], seed=options["seed"],
+        positive_class=options["positive_class"])
+    check_input(config.model, prepared.image_shape, len(prepared.class_names))
+    return array_bundle(prepared, batch_size=options["batch_size"],
+                        augment=options["augment"], seed=options["seed"])
 
 
 def evaluate_model(model, dataset):
     """(loss, accuracy) of a compiled or uncompiled classifier on a dataset."""
-    import keras
+    keras = import_keras()
 
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     loss, accuracy = model.evaluate(dataset, verbose=0)
     return float(loss), float(accuracy)
-
-
-def load_model(path, safe_mode=True):
-    """Load a .keras file in safe mode (no arbitrary code from a downloaded model).
-
-    Raises BadInput for a missing or corrupt file, and for a model that needs unsafe
-    deserialization (Python code such as a Lambda layer) unless ``safe_mode=False``.
-    """
-    import keras
-
-    import lenet_keras.models  # noqa: F401  registers the custom layers
-
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"model file '{path}' does not exist")
-    try:
-        return keras.models.load_model(path, safe_mode=safe_mode, compile=False)
-    except Exception as error:  # noqa: BLE001  keras raises many types for bad files
-        if "safe_mode" in str(error) or "unsafe" in str(error).lower():
-            raise BadInput(
-                f"'{path}' contains Python code (e.g. a Lambda layer) that safe mode will "
-                "not run; pass --unsafe only if you trust where it came from"
-            ) from None
-        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise BadInput(f"cannot load '{path}' as a Keras model: {reason}") from None
 
 
 class RunFinished(Exception):
@@ -357,21 +189,22 @@ def _comparable(config):
     return {k: v for k, v in asdict(config).items() if k != "created"}
 
 
-def _check_resumable(config, run_dir, overwrite):
-    """Decide what an existing run directory means for this fit.
+def check_run_dir(config, run_dir, overwrite=False):
+    """What an existing run directory means for this fit; returns the config to train.
 
     New or empty directory: train. Finished run: RunFinished unless overwrite. Unfinished
     run: resume, but only with the same config. Anything else: refuse, never clobber.
     """
     run_dir = Path(run_dir)
-    if not run_dir.exists() or not any(run_dir.iterdir()) or overwrite and is_run_dir(run_dir):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise BadInput(f"'{run_dir}' is a file, not a run directory; choose another --run-dir")
+    if not run_dir.exists() or not any(run_dir.iterdir()) or overwrite and runs.is_run_dir(run_dir):
         return config
-    if not is_run_dir(run_dir):
+    if not runs.is_run_dir(run_dir):
         raise BadInput(f"'{run_dir}' exists and is not a run directory; choose a new --run-dir")
-    previous = load_config(run_dir)
-    metrics_path = run_dir / "metrics.json"
-    if metrics_path.exists():
-        raise RunFinished(run_dir, json.loads(metrics_path.read_text()))
+    previous = runs.load_config(run_dir)
+    if runs.is_finished(run_dir):
+        raise RunFinished(run_dir, runs.read_metrics(run_dir))
     if _comparable(previous) != _comparable(config):
         changed = [k for k, v in _comparable(config).items() if _comparable(previous).get(k) != v]
         raise BadInput(
@@ -381,79 +214,49 @@ def _check_resumable(config, run_dir, overwrite):
     return previous  # resume: keep the original creation time
 
 
-class _RunLock:
-    """An exclusive flock on run_dir/.lock: a second fit on the same directory is refused.
+def train(config, run_dir=None, log=print, overwrite=False):
+    """Train ``config`` into ``run_dir``; returns the metrics written to metrics.json
+    (plus ``run_dir``).
 
-    The kernel drops the lock when the process dies (even by SIGKILL), so a crashed run
-    never leaves a stale lock behind.
-    """
-
-    def __init__(self, run_dir):
-        self.path = Path(run_dir) / ".lock"
-
-    def __enter__(self):
-        import fcntl
-
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            raise BadInput(f"another fit is already writing to '{self.path.parent}'; "
-                           "wait for it or choose another --run-dir") from None
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-
-def _clear_run(run_dir):
-    import shutil
-
-    for entry in Path(run_dir).iterdir():
-        if entry.name != ".lock":
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-
-
-def train(config, run_dir, log=print, overwrite=False):
-    """Train ``config`` into ``run_dir`` and return the metrics written to metrics.json.
+    Args:
+        config: a TrainConfig (model, dataset, epochs, ...).
+        run_dir: where to write the run (default: runs/<model>-<dataset>-<time>/).
+        log: called with each progress line.
+        overwrite: retrain a finished run from scratch.
 
     Rerunning with the same config and run_dir resumes an interrupted run from its last
     completed epoch (weights, optimizer state, learning-rate schedule, history). A
     finished run raises RunFinished unless ``overwrite``. Bad input raises BadInput before
-    anything is written.
-    """
-    import keras
+    anything is written; what needs no TensorFlow is checked before TensorFlow loads.
 
-    HistoryCSV, BestModelCheckpoint, TrainingTimer = _callbacks_module()
-    run_dir = Path(run_dir)
-    config = _check_resumable(config, run_dir, overwrite)
+    Example:
+        >>> metrics = train(TrainConfig(model="lenet5", epochs=3), "runs/quick")
+    """
+    from lenet_keras.data import source_kind
+
+    config.check()
+    source_kind(config.dataset)  # a missing path fails here
+    run_dir = Path(run_dir) if run_dir is not None else runs.default_run_dir(config)
+    config = check_run_dir(config, run_dir, overwrite)
+    bundle = load_bundle(config)  # local data is read and checked before TensorFlow loads
+
+    keras = import_keras()
     keras.utils.set_random_seed(config.seed)
-    bundle = load_bundle(config)
-    model = build_for_config(config, bundle)  # bad model/size/class options fail here
+    model = build_for_config(config, bundle)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _RunLock(run_dir):
+    with runs.RunLock(run_dir):
         if overwrite:
-            _clear_run(run_dir)
-        return _fit(config, run_dir, bundle, model, log, HistoryCSV, BestModelCheckpoint,
-                    TrainingTimer)
+            runs.clear_run(run_dir)
+        return _fit(config, run_dir, bundle, model, log)
 
 
-def _fit(config, run_dir, bundle, model, log, HistoryCSV, BestModelCheckpoint, TrainingTimer):
-    import keras
+def _callbacks(config, run_dir, monitor):
+    """(callbacks for fit, the timer, the best-model checkpoint), in the order they must run."""
+    keras = import_keras()
 
-    if bundle.skipped_files:
-        shown = ", ".join(bundle.skipped_files[:5])
-        log(f"skipped {len(bundle.skipped_files)} unreadable file(s): {shown}"
-            + (" ..." if len(bundle.skipped_files) > 5 else ""))
-    write_atomic(run_dir / "config.json", config.to_json())
-    write_atomic(run_dir / "labels.txt", "\n".join(bundle.class_names) + "\n")
-    log(f"{config.model} ({model.count_params():,} params) on {bundle.name}: "
-        f"{bundle.num_train} train / {bundle.num_val} val / {bundle.num_test} test images "
-        f"{bundle.image_shape}, {len(bundle.class_names)} classes -> {run_dir}")
+    from lenet_keras.callbacks import BestModelCheckpoint, HistoryCSV, TrainingTimer
 
-    monitor = "val_accuracy" if bundle.val is not None else "accuracy"
     timer = TrainingTimer(config.batch_size)
     checkpoint = BestModelCheckpoint(run_dir / "model.keras", monitor)
     callbacks = [
@@ -461,7 +264,7 @@ def _fit(config, run_dir, bundle, model, log, HistoryCSV, BestModelCheckpoint, T
         timer,
         # history and best model are saved before the backup: a kill between the two
         # makes the resumed run redo that epoch, so rows never go missing.
-        HistoryCSV(run_dir / "history.csv"),
+        HistoryCSV(run_dir),
         checkpoint,
         # Kept until metrics.json exists (deleted below), so a kill during the final
         # evaluation resumes with nothing left to train. double_checkpoint survives a
@@ -473,7 +276,24 @@ def _fit(config, run_dir, bundle, model, log, HistoryCSV, BestModelCheckpoint, T
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=config.early_stopping, mode="max"))
+    return callbacks, timer, checkpoint
 
+
+def _fit(config, run_dir, bundle, model, log):
+    keras = import_keras()
+
+    if bundle.skipped_files:
+        shown = ", ".join(bundle.skipped_files[:5])
+        log(f"skipped {len(bundle.skipped_files)} unreadable file(s): {shown}"
+            + (" ..." if len(bundle.skipped_files) > 5 else ""))
+    runs.write_config(run_dir, config)
+    runs.write_labels(run_dir, bundle.class_names)
+    log(f"{config.model} ({model.count_params():,} params) on {bundle.name}: "
+        f"{bundle.num_train} train / {bundle.num_val} val / {bundle.num_test} test images "
+        f"{bundle.image_shape}, {len(bundle.class_names)} classes -> {run_dir}")
+
+    monitor = "val_accuracy" if bundle.val is not None else "accuracy"
+    callbacks, timer, checkpoint = _callbacks(config, run_dir, monitor)
     started = time.perf_counter()
     model.fit(
         bundle.train,
@@ -486,7 +306,7 @@ def _fit(config, run_dir, bundle, model, log, HistoryCSV, BestModelCheckpoint, T
     )
     train_seconds = time.perf_counter() - started
 
-    history = read_history(run_dir)
+    history = runs.read_history(run_dir)
     stopped_on_nan = any(not math.isfinite(r.get("loss", 0.0)) for r in history)
     if stopped_on_nan:
         log(f"loss became NaN in epoch {len(history)}: training stopped; "
@@ -495,7 +315,7 @@ def _fit(config, run_dir, bundle, model, log, HistoryCSV, BestModelCheckpoint, T
     if not (run_dir / "model.keras").exists():
         raise BadInput("training produced no usable model (NaN loss in the first epoch); "
                        "lower --learning-rate")
-    best = load_model(run_dir / "model.keras")
+    best = runs.load_model(run_dir / "model.keras")
     test_loss, test_accuracy = evaluate_model(best, bundle.test)
     metrics = {
         "test_accuracy": test_accuracy,
@@ -515,8 +335,8 @@ def _fit(config, run_dir, bundle, model, log, HistoryCSV, BestModelCheckpoint, T
         "backend": keras.backend.backend(),
         "python": platform.python_version(),
     }
-    write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    runs.write_metrics(run_dir, metrics)
     import shutil
 
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    return metrics
+    return {**metrics, "run_dir": str(run_dir)}

@@ -1,15 +1,19 @@
-"""Shared fixtures. Tests run offline; real data comes from Debian's dataset-fashion-mnist."""
+"""Shared fixtures. Tests run offline; real data comes from Debian's dataset-fashion-mnist.
+
+Two ways to run the CLI: ``invoke`` (click's CliRunner, in this process: fast, for
+output and files) and ``run_cli`` (a real ``python -m lenet_keras`` subprocess: what a
+user sees, TensorFlow start-up included).
+"""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import pytest
+from click.testing import CliRunner
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import pytest  # noqa: E402
-
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -35,3 +39,25 @@ def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
     train(TrainConfig(model="lenet5", epochs=2, seed=1), run_dir, log=lambda *_: None)
     return run_dir
+
+
+@pytest.fixture
+def invoke():
+    """invoke(*args) -> click Result of the CLI run in this process."""
+    from lenet_keras.cli import cli
+
+    return lambda *args: CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def run_cli_process(*args, cwd=None, timeout=300, env=None):
+    """Run ``python -m lenet_keras ARGS`` as a user would; a CompletedProcess with text
+    stdout and stderr."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lenet_keras", *map(str, args)],
+                          cwd=cwd, env=environment, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def run_cli():
+    return run_cli_process

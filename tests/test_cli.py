@@ -3,24 +3,19 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
-import cli as cli_module
-from lenet_keras.train import read_history
+from lenet_keras.runs import read_history
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli_module.cli, [str(a) for a in args])
 
-
-def test_help_lists_every_command():
+def test_help_lists_every_command(invoke):
     result = invoke("--help")
     assert result.exit_code == 0
     for command in ["fit", "evaluate", "models", "datasets"]:
         assert command in result.output
 
 
-def test_models_lists_the_registry_with_parameter_counts():
+def test_models_lists_the_registry_with_parameter_counts(invoke):
     result = invoke("models")
     assert result.exit_code == 0
     assert "lenet5_classic" in result.output and "60,850" in result.output
@@ -28,13 +23,13 @@ def test_models_lists_the_registry_with_parameter_counts():
     assert "61,706" in lenet5_line
 
 
-def test_datasets_lists_local_and_tfds_sources():
+def test_datasets_lists_local_and_tfds_sources(invoke):
     result = invoke("datasets")
     assert result.exit_code == 0
     assert "fashion-mnist" in result.output and "cifar10" in result.output
 
 
-def test_fit_writes_a_run_directory_and_evaluate_finds_it(in_tmp):
+def test_fit_writes_a_run_directory_and_evaluate_finds_it(in_tmp, invoke):
     result = invoke("fit", "--epochs", 2, "--batch-size", 64, "--model", "lenet5_mini")
     assert result.exit_code == 0, result.output
     (run_dir,) = (in_tmp / "runs").iterdir()
@@ -63,7 +58,7 @@ def test_fit_writes_a_run_directory_and_evaluate_finds_it(in_tmp):
     assert again.exit_code == 0 and "already finished" in again.output
 
 
-def test_fit_on_a_folder_with_a_corrupt_png_trains_and_reports_it(in_tmp):
+def test_fit_on_a_folder_with_a_corrupt_png_trains_and_reports_it(in_tmp, invoke):
     from tests.test_data import make_photo_folder
 
     make_photo_folder(in_tmp / "photos")
@@ -92,12 +87,12 @@ BAD_INPUT = [
     (["fit", "--dataset", "{one_class}"], "at least two"),
     (["fit", "--dataset", "{unreadable}"], "no readable images"),
     (["fit", "--dataset", "{text_file}"], "not an .npz"),
-    (["fit", "--epochs", "0"], "--epochs"),
-    (["fit", "--batch-size", "-3"], "--batch-size"),
+    (["fit", "--epochs", "0"], "epochs must be"),
+    (["fit", "--batch-size", "-3"], "batch_size must be"),
     (["fit", "--epochs", "many"], "--epochs"),
-    (["fit", "--learning-rate", "0"], "--learning-rate"),
-    (["fit", "--val-split", "1.5"], "--val-split"),
-    (["fit", "--image-size", "16"], "too small"),
+    (["fit", "--learning-rate", "0"], "learning_rate must be"),
+    (["fit", "--val-split", "1.5"], "val_split must be"),
+    (["fit", "--image-size", "16"], "image_size must be in [28"),
     (["fit", "--model", "lenet5", "--dataset", "{tiny_npz}"], "too small"),
     (["fit", "--positive-class", "hotdog"], "not a class"),
     (["fit", "--optimizer", "rmsprop"], "--optimizer"),
@@ -110,7 +105,7 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
-def test_bad_input_is_one_line_exit_2_and_leaves_nothing(in_tmp, args, message):
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(in_tmp, args, message, invoke):
     import numpy as np
 
     fixtures = {
@@ -138,7 +133,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(in_tmp, args, message):
     assert sorted(p.relative_to(in_tmp) for p in in_tmp.rglob("*")) == before
 
 
-def test_internal_errors_are_one_line_exit_1_with_traceback_only_under_debug(in_tmp, monkeypatch):
+def test_internal_errors_are_one_line_exit_1_with_traceback_only_under_debug(in_tmp, monkeypatch, invoke):
     import lenet_keras.train
 
     def broken(*args, **kwargs):

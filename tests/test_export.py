@@ -5,28 +5,22 @@ import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-import cli as cli_module
 from lenet_keras.errors import BadInput
-from lenet_keras.export import (
+from lenet_keras.convert import (
     TFLITE_FORMATS,
-    drops_over,
-    export_run,
     parse_formats,
     space_to_depth_stem,
     stem_factor,
     tflite_filename,
 )
+from lenet_keras.export import drops_over, export_run
 from lenet_keras.models import MODELS, build_model
 
 ENTRY_FIELDS = {"file", "bytes", "test_accuracy", "accuracy_drop_pp", "agreement", "max_abs_diff",
                 "latency_us", "runtime", "input", "output"}
 TENSOR_FIELDS = {"dtype", "shape", "scale", "zero_point"}
 
-
-def invoke(*args):
-    return CliRunner().invoke(cli_module.cli, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,8 @@ def exported(tiny_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def test_split(tiny_run):
     from lenet_keras.export import dataset_arrays
-    from lenet_keras.train import load_bundle, load_config, load_model
+    from lenet_keras.runs import load_config, load_model
+    from lenet_keras.train import load_bundle
 
     x, y = dataset_arrays(load_bundle(load_config(tiny_run), augment=False).test)
     keras_probabilities = load_model(tiny_run / "model.keras").predict(x, verbose=0)
@@ -210,7 +205,7 @@ def test_stem_factor_folds_pairs_for_float_and_up_to_8_channels_for_int8():
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_registered_model_converts_with_builtin_ops_only(name, tmp_path):
     """Untrained weights are enough to prove the graph converts and runs in LiteRT."""
-    from lenet_keras.export import convert_tflite, export_saved_model
+    from lenet_keras.convert import convert_tflite, export_saved_model
     from lenet_keras.predict import TFLiteModel
 
     model = build_model(name, (28, 28, 1), 10)
@@ -255,7 +250,7 @@ def test_failed_export_leaves_nothing_and_keeps_the_previous_one(tiny_run, tmp_p
     assert [p.name for p in out.iterdir()] == ["report.json"]
 
 
-def test_cli_export_default_destination_and_subset(tiny_run, in_tmp):
+def test_cli_export_default_destination_and_subset(tiny_run, in_tmp, invoke):
     run = in_tmp / "runs" / "tiny"
     shutil.copytree(tiny_run, run)
     result = invoke("export", "--quantize", "float32")  # latest run, exports/<run-name>/
@@ -271,7 +266,7 @@ def test_cli_export_default_destination_and_subset(tiny_run, in_tmp):
     assert sorted(p.name for p in out.iterdir()) == ["labels.txt", "report.json", "saved_model"]
 
 
-def test_cli_max_drop_gate_exits_3_after_writing(tiny_run, in_tmp, monkeypatch):
+def test_cli_max_drop_gate_exits_3_after_writing(tiny_run, in_tmp, monkeypatch, invoke):
     import lenet_keras.export as export
 
     def fake_export(run_dir, out, **kwargs):
@@ -312,7 +307,7 @@ BAD_EXPORTS = [
 
 
 @pytest.mark.parametrize("args, message", BAD_EXPORTS, ids=[m for _, m in BAD_EXPORTS])
-def test_bad_export_is_one_line_exit_2_and_writes_nothing(tiny_run, in_tmp, args, message):
+def test_bad_export_is_one_line_exit_2_and_writes_nothing(tiny_run, in_tmp, args, message, invoke):
     paths = {
         "tiny": tiny_run,
         "unfinished": _run_without_model(tiny_run, in_tmp),

@@ -16,7 +16,8 @@ from PIL import Image
 
 from lenet_keras import evaluate, plots
 from lenet_keras.errors import BadInput
-from lenet_keras.train import HISTORY_COLUMNS, TrainConfig, read_history
+from lenet_keras.runs import HISTORY_COLUMNS, read_history
+from lenet_keras.train import TrainConfig
 
 HISTORY = [  # epoch, loss, accuracy, val_loss, val_accuracy, lr
     [1, 1.20, 0.55, 1.00, 0.60, 1.0e-3],
@@ -49,10 +50,9 @@ def lines_by_label(ax):
 
 
 def run_cli(*args):
-    from cli import cli
+    from lenet_keras.cli import cli
 
-    result = CliRunner().invoke(cli, list(map(str, args)))
-    return result
+    return CliRunner().invoke(cli, list(map(str, args)))
 
 
 def assert_one_line_error(result, *words):

@@ -4,16 +4,11 @@ import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-import cli as cli_module
 from lenet_keras.errors import BadInput
 from lenet_keras.predict import dequantize, load_predictor, quantize, read_image, top_k
 
-
-def invoke(*args):
-    return CliRunner().invoke(cli_module.cli, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +40,7 @@ def images(tiny_run, tmp_path_factory):
 
 
 def keras_top1(tiny_run, pixels):
-    from lenet_keras.train import load_model, read_labels
+    from lenet_keras.runs import load_model, read_labels
 
     probabilities = load_model(tiny_run / "model.keras").predict(pixels, verbose=0)
     labels = read_labels(tiny_run)
@@ -64,7 +59,7 @@ def parse(stdout):
 
 @pytest.mark.parametrize("form", ["model.keras", "saved_model", "model_float32.tflite",
                                   "model_int8.tflite"])
-def test_predict_prints_top_k_per_image_for_every_form(tiny_run, export_dir, images, form):
+def test_predict_prints_top_k_per_image_for_every_form(tiny_run, export_dir, images, form, invoke):
     paths, _ = images
     model = tiny_run / form if form == "model.keras" else export_dir / form
     result = invoke("predict", *paths[:3], "--model", model, "--top-k", 3)
@@ -80,7 +75,7 @@ def test_predict_prints_top_k_per_image_for_every_form(tiny_run, export_dir, ima
         assert 0.0 <= sum(probabilities) <= 1.02
 
 
-def test_predictions_match_the_keras_model_on_the_same_pixels(tiny_run, export_dir, images):
+def test_predictions_match_the_keras_model_on_the_same_pixels(tiny_run, export_dir, images, invoke):
     paths, pixels = images
     expected = keras_top1(tiny_run, pixels[:3])
     for model in [tiny_run / "model.keras", export_dir / "model_float32.tflite"]:
@@ -112,7 +107,7 @@ def test_images_are_converted_and_resized_to_the_model_input(images):
     assert read_image(paths[0], (32, 32, 3)).shape == (32, 32, 3)
 
 
-def test_unreadable_images_get_one_line_each_and_exit_2(tiny_run, images, tmp_path):
+def test_unreadable_images_get_one_line_each_and_exit_2(tiny_run, images, tmp_path, invoke):
     paths, _ = images
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG not really")
@@ -126,7 +121,7 @@ def test_unreadable_images_get_one_line_each_and_exit_2(tiny_run, images, tmp_pa
     assert "corrupt.png" in errors[0] and "missing.jpg" in errors[1]
 
 
-def test_predict_defaults_to_the_latest_run(tiny_run, images, in_tmp):
+def test_predict_defaults_to_the_latest_run(tiny_run, images, in_tmp, invoke):
     paths, pixels = images
     shutil.copytree(tiny_run, in_tmp / "runs" / "tiny")
     result = invoke("predict", paths[0])
@@ -136,7 +131,7 @@ def test_predict_defaults_to_the_latest_run(tiny_run, images, in_tmp):
 
 @pytest.mark.parametrize("case", ["corrupt.keras", "model.onnx", "missing.tflite", "empty_dir",
                                   "garbage.tflite"])
-def test_bad_models_are_one_line_exit_2(images, in_tmp, case):
+def test_bad_models_are_one_line_exit_2(images, in_tmp, case, invoke):
     paths, _ = images
     model = in_tmp / case
     if case == "empty_dir":
@@ -149,7 +144,7 @@ def test_bad_models_are_one_line_exit_2(images, in_tmp, case):
     assert result.stdout == ""
 
 
-def test_predict_without_runs_is_one_line_exit_2(images, in_tmp):
+def test_predict_without_runs_is_one_line_exit_2(images, in_tmp, invoke):
     result = invoke("predict", images[0][0])
     assert result.exit_code == 2 and "no runs found" in result.stderr
 

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 import lenet_keras.train as train_module
+from lenet_keras import runs
 from lenet_keras.errors import BadInput
-from lenet_keras.train import TrainConfig, load_model, read_history, train
+from lenet_keras.runs import load_model, read_history
+from lenet_keras.train import TrainConfig, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,11 +72,11 @@ def test_nan_loss_stops_the_run_and_keeps_the_best_checkpoint(tmp_path, monkeypa
 def test_a_second_fit_on_a_locked_run_directory_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    with train_module._RunLock(run_dir):
+    with runs.RunLock(run_dir):
         with pytest.raises(BadInput, match="another fit"):
-            with train_module._RunLock(run_dir):
+            with runs.RunLock(run_dir):
                 pass
-    with train_module._RunLock(run_dir):  # released when the holder is gone
+    with runs.RunLock(run_dir):  # released when the holder is gone
         pass
 
 
@@ -104,16 +106,11 @@ def test_corrupt_or_missing_model_files_are_bad_input(tmp_path):
         load_model(tmp_path / "missing.keras")
 
 
-def test_cli_refuses_unsafe_models_in_one_line(tmp_path):
-    from click.testing import CliRunner
-
-    import cli
-
+def test_cli_refuses_unsafe_models_in_one_line(tmp_path, invoke):
     inputs = keras.Input((28, 28, 1))
     outputs = keras.layers.Lambda(lambda x: x[:, :2, 0, 0])(inputs)
     keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
     (tmp_path / "img.png").write_bytes(b"unused")
-    result = CliRunner().invoke(cli.cli, ["predict", str(tmp_path / "img.png"),
-                                          "--model", str(tmp_path / "lambda.keras")])
+    result = invoke("predict", tmp_path / "img.png", "--model", tmp_path / "lambda.keras")
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "--unsafe" in result.stderr

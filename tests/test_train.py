@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lenet_keras.data import load_idx_folder
-from lenet_keras.train import TrainConfig, load_model, train
+from lenet_keras.runs import load_model
+from lenet_keras.train import TrainConfig, train
 
 
 @pytest.mark.slow

@@ -1,0 +1,323 @@
+"""lenet_keras command line: train, evaluate, export and inspect LeNet models.
+
+    lenet-keras fit                        # LeNet-5 on the embedded Fashion-MNIST sample
+    lenet-keras fit --dataset cifar10 --grayscale
+    lenet-keras evaluate                   # the latest run
+    lenet-keras models
+
+(``python -m lenet_keras`` and ``python cli.py`` in a checkout are the same program.)
+This module only parses options, calls the package and prints; the package checks its
+input. Heavy imports (TensorFlow, Keras, matplotlib) happen inside the commands, after
+the checks that need none, so `--help` and most mistakes cost a fraction of a second.
+"""
+
+import os
+import sys
+import traceback
+
+import click
+
+from lenet_keras.errors import BadInput, first_line
+from lenet_keras.quiet import DEBUG_ENV
+from lenet_keras.train import TrainConfig
+
+
+class OneLineErrors(click.Group):
+    """A click group whose errors are one line on stderr: exit 2 for bad input (click's
+    usage errors and BadInput), exit 1 for unexpected errors (traceback with --debug)."""
+
+    def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in args
+        if debug:
+            os.environ[DEBUG_ENV] = "1"  # lenet_keras.quiet shows native output too
+        try:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        except click.ClickException as error:
+            click.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(2 if isinstance(error, click.UsageError) else error.exit_code)
+        except BadInput as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except Exception as error:  # noqa: BLE001  one line, not a traceback
+            if debug:
+                traceback.print_exc()
+            click.echo(f"Internal error: {type(error).__name__}: {first_line(error)} "
+                       "(rerun with --debug for the traceback)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+def cli(debug):
+    """Build, train and ship LeNet-5 and its family of small CNNs (Keras 3)."""
+
+
+# ---------------------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------------------
+
+POSITIVE = click.IntRange(min=1)
+DEFAULTS = TrainConfig  # option defaults are the config's, so the two never disagree
+
+
+@cli.command()
+@click.option("--dataset", default=None, metavar="NAME|PATH",
+              help="TFDS name, image folder, IDX folder or .npz (default: embedded sample).")
+@click.option("--model", "model_name", default=DEFAULTS.model, show_default=True,
+              help="Registry name; see `lenet-keras models`.")
+@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True,
+              help="Training epochs.")
+@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True,
+              help="Images per batch.")
+@click.option("--learning-rate", type=float, default=DEFAULTS.learning_rate, show_default=True,
+              help="Peak learning rate.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=DEFAULTS.optimizer,
+              show_default=True, help="Adam, or SGD with Nesterov momentum.")
+@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=DEFAULTS.schedule,
+              show_default=True, help="Learning-rate schedule.")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
+              help="Seed for weights, shuffling and the validation split.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write the run (default: runs/<model>-<dataset>-<time>/).")
+@click.option("--image-size", type=int, default=None,
+              help="Resize images to N x N (default: the dataset's size; 32 for folders).")
+@click.option("--grayscale/--rgb", "grayscale", default=None,
+              help="Convert images to 1 or 3 channels (default: as the dataset).")
+@click.option("--val-split", type=float, default=DEFAULTS.val_split, show_default=True,
+              help="Fraction of training images held out for validation.")
+@click.option("--augment", is_flag=True, help="Random shifts and zooms (flips for RGB).")
+@click.option("--positive-class", default=None, metavar="NAME",
+              help="One-vs-rest binary task for this class (e.g. hot_dog).")
+@click.option("--early-stopping", type=int, default=DEFAULTS.early_stopping,
+              help="Stop after N epochs without validation improvement (0: off).")
+@click.option("--data-dir", type=click.Path(), default=None, help="TFDS data directory.")
+@click.option("--manual-dir", type=click.Path(), default=None,
+              help="Folder of TFDS archives you downloaded yourself.")
+@click.option("--jit-compile/--no-jit-compile", default=DEFAULTS.jit_compile, show_default=True,
+              help="XLA-compile the training step (slower on CPU; try it on a GPU).")
+@click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
+def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, schedule, seed,
+        run_dir, image_size, grayscale, val_split, augment, positive_class, early_stopping,
+        data_dir, manual_dir, jit_compile, overwrite):
+    """Train a model and write a run directory (model.keras, history.csv, metrics.json).
+
+    Rerun with the same --run-dir to resume an interrupted run.
+    """
+    from lenet_keras.train import RunFinished, train
+
+    config = TrainConfig(
+        model=model_name, dataset=dataset, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, optimizer=optimizer, schedule=schedule, seed=seed,
+        val_split=val_split, image_size=image_size,
+        color=None if grayscale is None else ("grayscale" if grayscale else "rgb"),
+        augment=augment, positive_class=positive_class, early_stopping=early_stopping,
+        data_dir=data_dir, manual_dir=manual_dir, jit_compile=jit_compile,
+    )
+    try:
+        metrics = train(config, run_dir, log=click.echo, overwrite=overwrite)
+    except RunFinished as done:
+        click.echo(f"{done.run_dir} is already finished (test accuracy "
+                   f"{done.metrics.get('test_accuracy', float('nan')):.4f}); "
+                   "pass --overwrite to train it again")
+        return
+    click.echo(
+        f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
+        f"after {metrics['epochs']} epochs ({metrics['train_seconds']:.0f} s, "
+        f"{metrics['train_images_per_second']:.0f} images/s) -> {metrics['run_dir']}"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--run-dir", type=click.Path(), default=None, help="Run to evaluate (default: latest).")
+@click.option("--dataset", default=None, metavar="NAME|PATH",
+              help="Evaluate on another source with the same classes (default: the run's). "
+                   "A plain folder of class subfolders is used whole.")
+@click.option("--unsafe", is_flag=True,
+              help="Allow a model.keras that holds Python code (only if you trust it).")
+def evaluate(run_dir, dataset, unsafe):
+    """Test accuracy, loss and per-class accuracy of a run's best model.
+
+    Writes confusion_matrix.png (normalised per true class) and samples.png (test images
+    with predicted and true class, mistakes in red) into the run directory.
+    """
+    from lenet_keras.evaluate import evaluate_run, format_class_table, write_figures
+    from lenet_keras.runs import resolve_run_dir
+
+    if dataset:
+        from lenet_keras.data import source_kind
+
+        source_kind(dataset)  # a missing path fails here, before the model is loaded
+    result = evaluate_run(resolve_run_dir(run_dir), dataset, safe_mode=not unsafe)
+    click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
+               f"on {len(result.labels)} images of {result.dataset_name}")
+    click.echo(format_class_table(result.class_names, result.confusion))
+    paths = write_figures(result)
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+# ---------------------------------------------------------------------------------------
+# plot-history
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command("plot-history")
+@click.option("--run-dir", "run_dirs", type=click.Path(), multiple=True,
+              help="Run to plot (default: latest); repeat to overlay runs, e.g. mlp vs lenet5.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Image file (.png/.pdf/.svg). Default: RUN_DIR/history.png for one run, "
+                   "comparison.png beside the first run for several.")
+def plot_history_command(run_dirs, out):
+    """Loss, accuracy (train and validation) and learning rate per epoch, best epoch starred."""
+    from lenet_keras.plots import plot_history
+    from lenet_keras.runs import resolve_run_dir
+
+    resolved = [resolve_run_dir(d) for d in run_dirs] or [resolve_run_dir(None)]
+    if out is None:
+        out = (resolved[0] / "history.png" if len(resolved) == 1
+               else resolved[0].parent / "comparison.png")
+    plot_history(resolved, out)
+    click.echo(f"wrote {out}")
+
+
+# ---------------------------------------------------------------------------------------
+# export, predict
+# ---------------------------------------------------------------------------------------
+
+
+class ReleaseGateFailed(click.ClickException):
+    """An export whose accuracy drop exceeds --max-drop: written, but exit 3."""
+
+    exit_code = 3
+
+
+@cli.command("export")
+@click.option("--run-dir", type=click.Path(), default=None, help="Run to export (default: latest).")
+@click.option("--out", type=click.Path(), default=None,
+              help="Export directory (default: exports/<run-name>/); replaced atomically.")
+@click.option("--tflite", is_flag=True,
+              help="Also write model_{float32,dynamic,float16,int8}.tflite.")
+@click.option("--quantize", default=None, metavar="LIST",
+              help="Only these TFLite formats, comma-separated: float32, dynamic, float16, "
+                   "int8 (implies --tflite).")
+@click.option("--calibration-samples", type=POSITIVE, default=300, show_default=True,
+              metavar="N", help="Training-split images that calibrate the int8 model.")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              metavar="PP", help="Exit 3 if any format's test accuracy is more than PP "
+                                 "percentage points below the Keras model's.")
+@click.option("--unsafe", is_flag=True,
+              help="Allow a model.keras that holds Python code (only if you trust it).")
+def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, unsafe):
+    """SavedModel (+ TFLite) export with a verified report.json.
+
+    Every format is checked against the run's own test split: accuracy, top-1 agreement
+    with the Keras model and single-image latency (LiteRT, 1 thread).
+    """
+    from lenet_keras.convert import TFLITE_FORMATS, parse_formats
+    from lenet_keras.runs import resolve_run_dir
+
+    formats = parse_formats(quantize) if quantize else (TFLITE_FORMATS if tflite else ())
+    run_dir = resolve_run_dir(run_dir)
+    from lenet_keras.export import drops_over, export_run, format_table
+
+    report = export_run(run_dir, out, formats=formats, calibration_samples=calibration_samples,
+                        log=click.echo, safe_mode=not unsafe)
+    click.echo(format_table(report))
+    click.echo(f"wrote {report['export_dir']}")
+    failed = drops_over(report, max_drop)
+    if failed:
+        worst = ", ".join(f"{name} {drop:+.2f} pp" for name, drop in failed.items())
+        raise ReleaseGateFailed(f"accuracy drop over --max-drop {max_drop} pp: {worst}")
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="A .keras file, SavedModel directory or .tflite file "
+                   "(default: the latest run's model.keras).")
+@click.option("--top-k", type=POSITIVE, default=1, show_default=True,
+              help="Labels to print per image.")
+@click.option("--unsafe", is_flag=True,
+              help="Allow a model.keras that holds Python code (only if you trust it).")
+def predict(images, model_path, top_k, unsafe):
+    """Classify image files, one line each (`photo.jpg: hot_dog 0.97`).
+
+    Images are converted and resized to the model's input. Unreadable files get one error
+    line each on stderr and make the exit code 2.
+    """
+    from lenet_keras.predict import predict_files
+
+    failed = []
+
+    def report(path, message):
+        click.echo(f"Error: {message}", err=True)
+        failed.append(path)
+
+    for path, ranked in predict_files(images, model_path, top_k, safe_mode=not unsafe,
+                                      on_error=report):
+        click.echo(f"{path}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
+    if failed:
+        sys.exit(2)
+
+
+# ---------------------------------------------------------------------------------------
+# models, datasets
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command("models")
+@click.option("--input-shape", default="28,28,1", show_default=True,
+              help="H,W,C used to count parameters.")
+@click.option("--classes", type=click.IntRange(min=2), default=10, show_default=True)
+def models_command(input_shape, classes):
+    """List the model registry: name, parameters, description."""
+    try:
+        shape = tuple(int(v) for v in input_shape.split(","))
+        assert len(shape) == 3 and all(0 < v <= 1024 for v in shape)
+    except (ValueError, AssertionError):
+        raise BadInput(f"--input-shape must be H,W,C (e.g. 28,28,1), got '{input_shape}'") from None
+    from lenet_keras.quiet import import_keras
+
+    import_keras()
+    from lenet_keras.models import MODELS, count_params
+    click.echo(f"{'name':<16}{'params':>10}  description  (params at {input_shape}, {classes} classes)")
+    for name, spec in MODELS.items():
+        try:
+            params = f"{count_params(name, shape, classes):,}"
+        except BadInput:
+            params = "too small"
+        click.echo(f"{name:<16}{params:>10}  {spec.description}")
+
+
+@cli.command("datasets")
+def datasets_command():
+    """List the dataset sources `--dataset` accepts."""
+    from lenet_keras.data import SAMPLE_NAME, TFDS_EXAMPLES
+
+    click.echo("Local (no network):")
+    click.echo(f"  (default)            {SAMPLE_NAME}: 6,000 + 1,000 Fashion-MNIST images shipped in the package")
+    click.echo("  PATH/                folder of images, one subfolder per class (optional train/ test/)")
+    click.echo("  PATH/                folder of MNIST-format IDX files, e.g. /usr/share/datasets/fashion-mnist")
+    click.echo("  PATH.npz             arrays x_train, y_train, x_test, y_test [, class_names]")
+    click.echo("TensorFlow Datasets (downloaded on first use; --data-dir, --manual-dir):")
+    for name, description in TFDS_EXAMPLES.items():
+        click.echo(f"  {name:<20} {description}")
+    click.echo("  ...and any other TFDS image classification name.")
+
+
+def main():
+    """Entry point of the ``lenet-keras`` console script and ``python -m lenet_keras``."""
+    cli(prog_name="lenet-keras")

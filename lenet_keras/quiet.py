@@ -1,0 +1,84 @@
+"""Keep TensorFlow's and LiteRT's native start-up chatter out of the user's terminal.
+
+TensorFlow 2.21 writes its start-up lines (``oneDNN custom operations are on``, ``failed
+call to cuInit``, ...) from C++ through absl before absl is initialised, so
+``TF_CPP_MIN_LOG_LEVEL`` no longer silences them; LiteRT and the TFLite converter print
+from C++ too. Python cannot filter what C++ writes, so while such a step runs, file
+descriptor 2 itself points at a temporary file. The captured text is replayed on stderr
+when the step fails with an unexpected error, or always with ``--debug``
+(``LENET_KERAS_DEBUG=1``).
+
+    >>> tf = import_tensorflow()         # silent, devices initialised
+    >>> with native_output_captured("converting"):
+    ...     converter.convert()
+"""
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+
+from lenet_keras.errors import BadInput
+
+DEBUG_ENV = "LENET_KERAS_DEBUG"
+
+
+def debugging():
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+@contextmanager
+def native_output_captured(step="this step"):
+    """Send everything written to stderr (file descriptor 2, so C++ too) to a temporary
+    file while the block runs. Replayed on stderr if the block raises something other
+    than BadInput, or with --debug."""
+    if debugging():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        failed = False
+        try:
+            yield
+        except BadInput:
+            raise
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                captured.seek(0)
+                text = captured.read().decode(errors="replace").strip()
+                if text:
+                    print(f"[native output while {step}]\n{text}", file=sys.stderr)
+
+
+_devices_ready = []  # non-empty once TensorFlow's devices are initialised
+
+
+def import_tensorflow():
+    """``import tensorflow``, silently, with its devices initialised (the cuInit line is
+    printed on the first op, not at import)."""
+    if "tensorflow" in sys.modules and _devices_ready:
+        return sys.modules["tensorflow"]
+    with native_output_captured("importing TensorFlow"):
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
+    _devices_ready.append(True)
+    return tf
+
+
+def import_keras():
+    """``import keras`` (and its backend: TensorFlow by default), silently."""
+    with native_output_captured("importing Keras"):
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import_tensorflow()
+    return keras

@@ -1,0 +1,181 @@
+"""The run directory: what ``fit`` writes and every other command reads.
+
+    config.json      the TrainConfig (everything needed to rebuild the run)
+    labels.txt       one class name per line, in index order
+    history.csv      one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy, lr
+    model.keras      the best epoch (by validation accuracy)
+    metrics.json     test_accuracy, test_loss, epochs, train_seconds, ...; a run is
+                     finished when this file exists
+    tensorboard/     TensorBoard logs
+    backup/          BackupAndRestore state while a run is unfinished (resume)
+    .lock            held (flock) by the fit writing the run
+
+Every file is written to a temporary name and renamed, so a reader never sees half of
+one. Nothing here imports TensorFlow, except ``load_model``.
+"""
+
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+
+from lenet_keras.errors import BadInput, atomic_path, first_line, write_atomic
+
+RUNS_ROOT = Path("runs")
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
+
+
+def default_run_dir(config, root=RUNS_ROOT):
+    """runs/<model>-<dataset>-<timestamp>/"""
+    from lenet_keras.data import dataset_name
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{config.model}-{dataset_name(config.dataset)}-{stamp}"
+
+
+def is_run_dir(path):
+    return (Path(path) / "config.json").is_file()
+
+
+def is_finished(path):
+    return (Path(path) / "metrics.json").is_file()
+
+
+def latest_run_dir(root=RUNS_ROOT):
+    """The most recently created run under root, or BadInput if there is none."""
+    runs = [p for p in Path(root).glob("*") if is_run_dir(p)] if Path(root).is_dir() else []
+    if not runs:
+        raise BadInput(f"no runs found in '{root}/'; train one first with: lenet-keras fit")
+    return max(runs, key=lambda p: (p / "config.json").stat().st_mtime)
+
+
+def resolve_run_dir(run_dir=None):
+    """An explicit run directory (which must hold a run), or the latest one."""
+    if run_dir is None:
+        return latest_run_dir()
+    if not is_run_dir(run_dir):
+        raise BadInput(f"'{run_dir}' holds no run (no config.json); pass a directory made by fit")
+    return Path(run_dir)
+
+
+# ---------------------------------------------------------------------------------------
+# The files
+# ---------------------------------------------------------------------------------------
+
+
+def load_config(run_dir):
+    from lenet_keras.train import TrainConfig
+
+    path = Path(run_dir) / "config.json"
+    try:
+        return TrainConfig.from_json(path.read_text())
+    except (OSError, ValueError, TypeError) as error:
+        raise BadInput(f"cannot read '{path}': {first_line(error)}") from None
+
+
+def write_config(run_dir, config):
+    write_atomic(Path(run_dir) / "config.json", config.to_json())
+
+
+def read_labels(run_dir):
+    return (Path(run_dir) / "labels.txt").read_text().splitlines()
+
+
+def write_labels(run_dir, class_names):
+    write_atomic(Path(run_dir) / "labels.txt", "\n".join(class_names) + "\n")
+
+
+def read_metrics(run_dir):
+    path = Path(run_dir) / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise BadInput(f"cannot read '{path}': {first_line(error)}") from None
+
+
+def write_metrics(run_dir, metrics):
+    write_atomic(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2))
+
+
+def read_history(run_dir):
+    """history.csv as a list of dicts (floats; epoch as int)."""
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+            for row in rows]
+
+
+def write_history(run_dir, rows):
+    with atomic_path(Path(run_dir) / "history.csv") as tmp:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, HISTORY_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def clear_run(run_dir):
+    """Delete everything a run wrote (keeps the lock the caller holds)."""
+    import shutil
+
+    for entry in Path(run_dir).iterdir():
+        if entry.name != ".lock":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+class RunLock:
+    """An exclusive flock on run_dir/.lock: a second fit on the same directory is refused.
+
+    The kernel drops the lock when the process dies (even by SIGKILL), so a crashed run
+    never leaves a stale lock behind.
+    """
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / ".lock"
+
+    def __enter__(self):
+        import fcntl
+
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise BadInput(f"another fit is already writing to '{self.path.parent}'; "
+                           "wait for it or choose another --run-dir") from None
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+# ---------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------
+
+
+def load_model(path, safe_mode=True):
+    """Load a .keras file in safe mode (no arbitrary code from a downloaded model).
+
+    Raises BadInput for a missing or corrupt file, and for a model that needs unsafe
+    deserialization (Python code such as a Lambda layer) unless ``safe_mode=False``.
+    """
+    from lenet_keras.quiet import import_keras
+
+    keras = import_keras()
+    import lenet_keras.models  # noqa: F401  registers the custom layers
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"model file '{path}' does not exist")
+    try:
+        return keras.models.load_model(path, safe_mode=safe_mode, compile=False)
+    except Exception as error:  # noqa: BLE001  keras raises many types for bad files
+        if "safe_mode" in str(error) or "unsafe" in str(error).lower():
+            raise BadInput(
+                f"'{path}' contains Python code (e.g. a Lambda layer) that safe mode will "
+                "not run; pass --unsafe only if you trust where it came from"
+            ) from None
+        raise BadInput(f"cannot load '{path}' as a Keras model: {first_line(error, 160)}") from None
