@@ -72,9 +72,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from lenet_keras.export import dataset_arrays, measure_latencies_us
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
     from lenet_keras.runs import load_config, load_model, resolve_run_dir
-    from lenet_keras.train import load_bundle
+    from lenet_keras.training import load_bundle
 
     run_dir = resolve_run_dir(args.run_dir)
     model = load_model(run_dir / "model.keras")

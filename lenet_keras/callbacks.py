@@ -1,6 +1,6 @@
 """Keras callbacks that keep a run directory current while ``fit`` runs.
 
-Backend-agnostic (keras ops only). ``train.py`` puts them in this order: history and the
+Backend-agnostic (keras ops only). ``training.py`` puts them in this order: history and the
 best model are saved before BackupAndRestore's backup, so a kill between the two makes
 the resumed run redo that epoch and rows never go missing.
 """

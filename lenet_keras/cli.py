@@ -19,7 +19,7 @@ import click
 
 from lenet_keras.errors import BadInput, first_line
 from lenet_keras.quiet import DEBUG_ENV
-from lenet_keras.train import TrainConfig
+from lenet_keras.training import TrainConfig
 
 
 class OneLineErrors(click.Group):
@@ -112,7 +112,7 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
 
     Rerun with the same --run-dir to resume an interrupted run.
     """
-    from lenet_keras.train import RunFinished, train
+    from lenet_keras.training import RunFinished, train
 
     config = TrainConfig(
         model=model_name, dataset=dataset, epochs=epochs, batch_size=batch_size,
@@ -129,10 +129,13 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
                    f"{done.metrics.get('test_accuracy', float('nan')):.4f}); "
                    "pass --overwrite to train it again")
         return
+    # The first graph execution (tracing) is not timed: a run of one execution has no rate.
+    speed = metrics["train_images_per_second"]
+    rate = f", {speed:.0f} images/s" if speed else ""
     click.echo(
         f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
-        f"after {metrics['epochs']} epochs ({metrics['train_seconds']:.0f} s, "
-        f"{metrics['train_images_per_second']:.0f} images/s) -> {metrics['run_dir']}"
+        f"after {metrics['epochs']} epochs ({metrics['train_seconds']:.0f} s{rate}) "
+        f"-> {metrics['run_dir']}"
     )
 
 
@@ -258,7 +261,7 @@ def predict(images, model_path, top_k, unsafe):
     Images are converted and resized to the model's input. Unreadable files get one error
     line each on stderr and make the exit code 2.
     """
-    from lenet_keras.predict import predict_files
+    from lenet_keras.predictors import predict_files
 
     failed = []
 

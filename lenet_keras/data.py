@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lenet_keras.errors import BadInput, first_line
-from lenet_keras.quiet import import_keras, import_tensorflow
+from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
 
 SAMPLE_PATH = Path(__file__).parent / "sample" / "fashion_mnist_sample.npz"
 SAMPLE_NAME = "fashion_mnist_sample"
@@ -548,10 +548,14 @@ def tfds_builder(name, data_dir=None):
     import_tensorflow()
     import tensorflow_datasets as tfds
 
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
-        close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
+    # TFDS asks Google Cloud Storage for the dataset's files; offline, its C++ client
+    # logs the failed attempts on stderr.
+    with native_output_captured(f"looking up TFDS dataset '{name}'"):
+        try:
+            builder, close = tfds.builder(name, data_dir=data_dir), []
+        except tfds.core.registered.DatasetNotFoundError:
+            builder, close = None, difflib.get_close_matches(name, tfds.list_builders(), n=3)
+    if builder is None:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise BadInput(
             f"unknown dataset '{name}': not a path and not a TFDS dataset{hint}"

@@ -153,7 +153,7 @@ def load_test_set(config, input_shape, dataset=None):
     (a whole plain class folder), read at the model's input size and colour.
     """
     from lenet_keras.data import dataset_name
-    from lenet_keras.train import load_bundle
+    from lenet_keras.training import load_bundle
 
     if dataset is None:
         bundle = load_bundle(config, augment=False)

@@ -226,7 +226,7 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
     tf = import_tensorflow()
 
     from lenet_keras.runs import load_config
-    from lenet_keras.train import load_bundle
+    from lenet_keras.training import load_bundle
 
     model_path = run_dir / "model.keras"
     config = load_config(run_dir)
@@ -333,7 +333,7 @@ def _export_tflite(kind, source, staging, calibration, x_test, y_test, keras_pro
     Returns its report entry and a single-image call to time (one test image after
     another, already in the file's input dtype).
     """
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
 
     representative = None
     if kind == "int8":

@@ -64,7 +64,7 @@ def resolve_run_dir(run_dir=None):
 
 
 def load_config(run_dir):
-    from lenet_keras.train import TrainConfig
+    from lenet_keras.training import TrainConfig
 
     path = Path(run_dir) / "config.json"
     try:

@@ -36,7 +36,7 @@ def exported(tiny_run, tmp_path_factory):
 def test_split(tiny_run):
     from lenet_keras.export import dataset_arrays
     from lenet_keras.runs import load_config, load_model
-    from lenet_keras.train import load_bundle
+    from lenet_keras.training import load_bundle
 
     x, y = dataset_arrays(load_bundle(load_config(tiny_run), augment=False).test)
     keras_probabilities = load_model(tiny_run / "model.keras").predict(x, verbose=0)
@@ -71,7 +71,7 @@ def test_saved_model_serve_signature_takes_raw_pixels(exported, test_split):
 
 
 def test_float32_tflite_agrees_with_keras_to_1e5(exported, test_split):
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
 
     out, report = exported
     x, _, keras_probabilities = test_split
@@ -83,7 +83,7 @@ def test_float32_tflite_agrees_with_keras_to_1e5(exported, test_split):
 
 def test_int8_is_full_integer_and_agrees_on_real_images(exported, test_split):
     """tiny_run's test split is 1,000 real Fashion-MNIST images."""
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
 
     out, report = exported
     x, y, keras_probabilities = test_split
@@ -106,7 +106,7 @@ def test_int8_is_full_integer_and_agrees_on_real_images(exported, test_split):
 
 
 def test_tflite_files_use_builtin_ops_only(exported):
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
 
     out, _ = exported
     for kind in TFLITE_FORMATS:
@@ -119,7 +119,7 @@ def test_tflite_files_use_builtin_ops_only(exported):
 
 @pytest.mark.parametrize("kind", ["saved_model", *TFLITE_FORMATS])
 def test_every_format_round_trips_through_predict(exported, test_split, kind):
-    from lenet_keras.predict import load_predictor
+    from lenet_keras.predictors import load_predictor
 
     out, _ = exported
     x, _, keras_probabilities = test_split
@@ -206,7 +206,7 @@ def test_stem_factor_folds_pairs_for_float_and_up_to_8_channels_for_int8():
 def test_every_registered_model_converts_with_builtin_ops_only(name, tmp_path):
     """Untrained weights are enough to prove the graph converts and runs in LiteRT."""
     from lenet_keras.convert import convert_tflite, export_saved_model
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
 
     model = build_model(name, (28, 28, 1), 10)
     x = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")

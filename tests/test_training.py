@@ -7,7 +7,7 @@ import pytest
 
 from lenet_keras.data import load_idx_folder
 from lenet_keras.runs import load_model
-from lenet_keras.train import TrainConfig, train
+from lenet_keras.training import TrainConfig, train
 
 
 @pytest.mark.slow
