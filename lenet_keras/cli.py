@@ -276,6 +276,30 @@ def predict(images, model_path, top_k, unsafe):
         sys.exit(2)
 
 
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="A .tflite, .keras file or SavedModel directory (default: the latest "
+                   "export's int8 .tflite, else the latest run's model.keras).")
+@click.option("--export-dir", type=click.Path(), default=None,
+              help="Serve this export's int8 .tflite (or its best other file).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 shares it with your network).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--unsafe", is_flag=True,
+              help="Allow a model.keras that holds Python code (only if you trust it).")
+def serve(model_path, export_dir, host, port, unsafe):
+    """A web page and JSON API that classify your photos (Ctrl-C to stop).
+
+    Open the printed URL and choose, drop or take a photo; or
+    `curl -F file=@photo.jpg http://127.0.0.1:8000/api/predict`.
+    """
+    from lenet_keras.serve import run_server
+
+    run_server(model=model_path, export_dir=export_dir, host=host, port=port,
+               safe_mode=not unsafe, echo=click.echo)
+
+
 # ---------------------------------------------------------------------------------------
 # models, datasets
 # ---------------------------------------------------------------------------------------

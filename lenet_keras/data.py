@@ -221,9 +221,10 @@ def load_idx_folder(folder):
 
 
 def read_image(path, height, width):
-    """One image file -> (uint8 RGB array [height,width,3], is_grayscale), or None if it
-    cannot be decoded (corrupt, truncated, not an image). Used for training folders and
-    by ``predict``, so both see the same pixels."""
+    """One image file (a path or a binary file object) -> (uint8 RGB array
+    [height,width,3], is_grayscale), or None if it cannot be decoded (corrupt, truncated,
+    not an image). Used for training folders, by ``predict`` and by ``serve``, so all
+    three see the same pixels."""
     from PIL import Image
 
     try:

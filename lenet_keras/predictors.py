@@ -14,6 +14,7 @@ and zero point.
     >>> predictor.predict(images)           # float32 [N,H,W,C] 0..255 -> [N,classes]
 """
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -201,14 +202,26 @@ def load_predictor(path, safe_mode=True):
 def read_image(path, input_shape):
     """An image file -> float32 raw pixels [H,W,C] at the model's input size and
     channel count (BadInput when it cannot be read)."""
+    if not Path(path).is_file():
+        raise BadInput(f"image '{path}' does not exist")
+    return decode_image(path, input_shape, name=f"image '{path}'")
+
+
+def decode_image(source, input_shape, name="image"):
+    """Image bytes, a binary file object or a path -> float32 raw pixels [H,W,C] at the
+    model's input size and channel count (BadInput when it is not a readable image).
+
+    The one preprocessing step that ``predict`` (files) and ``serve`` (uploads) share,
+    so both give the same answer for the same image.
+    """
     from lenet_keras.data import read_image as read_rgb, to_grayscale
 
     height, width, channels = input_shape
-    if not Path(path).is_file():
-        raise BadInput(f"image '{path}' does not exist")
-    decoded = read_rgb(path, height, width)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
+    decoded = read_rgb(source, height, width)
     if decoded is None:
-        raise BadInput(f"cannot read image '{path}': not a readable image file")
+        raise BadInput(f"cannot read {name}: not a readable image file")
     pixels = decoded[0] if channels == 3 else to_grayscale(decoded[0][None])[0]
     return pixels.astype(np.float32)
 
