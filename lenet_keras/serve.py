@@ -53,6 +53,7 @@ EXPORTS_ROOT = Path("exports")
 EXPORT_FILES = ("model_int8.tflite", "model_float16.tflite", "model_dynamic.tflite",
                 "model_float32.tflite", "saved_model")
 TFLITE_FORMATS = ("float32", "dynamic", "float16", "int8")
+FLOAT_TENSOR = {"dtype": "float32", "scale": 0.0, "zero_point": 0}
 # No CDN, no inline script: the page may only load what this server serves.
 SECURITY_HEADERS = [
     (b"content-security-policy",
@@ -204,10 +205,9 @@ class ModelService:
         if not labels or len(labels) != num_classes:
             labels = [f"class_{i}" for i in range(num_classes)]
         self.labels = labels
-        self.input_info = getattr(first, "input_info", {"dtype": "float32", "scale": 0.0,
-                                                        "zero_point": 0})
-        self.output_info = getattr(first, "output_info", {"dtype": "float32", "scale": 0.0,
-                                                          "zero_point": 0})
+        # Keras and SavedModel predictors take and give float32, with no quantization.
+        self.input_info = getattr(first, "input_info", FLOAT_TENSOR)
+        self.output_info = getattr(first, "output_info", FLOAT_TENSOR)
 
     def describe(self):
         """What GET /api/model returns."""
@@ -444,10 +444,13 @@ def bind_socket(host, port):
     It listens at once, so a client that reads the printed URL can connect straight away
     (the connection waits in the backlog until uvicorn's loop accepts it)."""
     try:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)[0]
     except socket.gaierror as error:
         raise BadInput(f"--host '{host}' is not an address of this machine ({error.strerror})") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+    # proto is IPPROTO_TCP; with proto 0 every keep-alive response waited ~40 ms for an ACK.
+    sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
@@ -495,4 +498,8 @@ def run_server(model=None, export_dir=None, host="127.0.0.1", port=8000, safe_mo
     # uvicorn's own access log is off: RequestLog writes one line per request instead.
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False,
                             lifespan="off", server_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        pass
+    echo("stopped")
