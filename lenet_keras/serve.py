@@ -1,8 +1,8 @@
 """Serve a model on a local web page and a JSON API: the "Not Hotdog" app, for real.
 
-    python cli.py serve                                  # the latest export's int8 .tflite
-    python cli.py serve --export-dir exports/my-run --port 8080
-    python cli.py serve --model runs/my-run/model.keras
+    lenet-keras serve                                  # the latest export's int8 .tflite
+    lenet-keras serve --export-dir exports/my-run --port 8080
+    lenet-keras serve --model runs/my-run/model.keras
 
 Endpoints::
 
@@ -25,7 +25,7 @@ while they run, so a pool of N uses N cores; a Keras or SavedModel model gets a 
 one (a lock), because Keras does not promise a thread-safe ``predict`` and TensorFlow
 already spreads one call over every core.
 
-The image goes through ``predictors.decode_image``, the same code ``python cli.py predict``
+The image goes through ``predictors.decode_image``, the same code ``lenet-keras predict``
 uses, so the page, the API and ``predict`` give the same answer for the same file.
 """
 
@@ -89,7 +89,7 @@ def model_in_export(export_dir):
         if (export_dir / name).exists():
             return export_dir / name
     raise BadInput(f"'{export_dir}' holds no model ({', '.join(EXPORT_FILES)}); "
-                   "make one with: python cli.py export --tflite")
+                   "make one with: lenet-keras export --tflite")
 
 
 def resolve_model_path(model=None, export_dir=None):
@@ -110,7 +110,7 @@ def resolve_model_path(model=None, export_dir=None):
         run_dir = latest_run_dir()
     except BadInput:
         raise BadInput(f"nothing to serve: no export in '{EXPORTS_ROOT}/' and no run in "
-                       "'runs/'; train one with: python cli.py fit") from None
+                       "'runs/'; train one with: lenet-keras fit") from None
     if not (run_dir / "model.keras").is_file():
         raise BadInput(f"run '{run_dir}' has no model.keras yet; pass --model or --export-dir")
     return run_dir / "model.keras"
@@ -190,17 +190,19 @@ class ModelService:
 
     def __init__(self, path, safe_mode=True, pool_size=None):
         from lenet_keras.predictors import load_predictor
+        from lenet_keras.quiet import native_output_captured
 
         self.path = Path(path)
-        first = load_predictor(self.path, safe_mode=safe_mode)
         is_tflite = self.path.suffix == ".tflite"
         size = (pool_size or min(MAX_POOL_SIZE, os.cpu_count() or 1)) if is_tflite else 1
-        predictors = [first] + [load_predictor(self.path) for _ in range(size - 1)]
+        with native_output_captured("loading the model"):  # TF's and LiteRT's C++ chatter
+            predictors = [load_predictor(self.path, safe_mode=safe_mode) for _ in range(size)]
+            first = predictors[0]
+            self.input_shape = tuple(int(d) for d in first.input_shape)
+            # One call on a blank image checks the model runs (and warms Keras up).
+            num_classes = first.predict(np.zeros((1, *self.input_shape), np.float32)).shape[-1]
         self.pool = PredictorPool(predictors)
-        self.input_shape = tuple(int(d) for d in first.input_shape)
         self.format = model_format(self.path, first)
-        # One call on a blank image checks the model runs (and warms Keras up).
-        num_classes = first.predict(np.zeros((1, *self.input_shape), np.float32)).shape[-1]
         labels = first.labels
         if not labels or len(labels) != num_classes:
             labels = [f"class_{i}" for i in range(num_classes)]

@@ -28,14 +28,10 @@ from PIL import Image
 from lenet_keras.errors import BadInput
 from lenet_keras.serve import MAX_UPLOAD_BYTES, resolve_model_path, verdict
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, run_cli_process as run_cli
+
 NUM_IMAGES = 20
 URL_LINE = re.compile(rb"open (http://127\.0\.0\.1:(\d+)/)")
-
-
-def run_cli(*args, cwd=ROOT, timeout=900):
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 # ---------------------------------------------------------------------------------------
@@ -78,7 +74,7 @@ def test_images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predicted(export_dir, test_images):
-    """`python cli.py predict` on the 20 images with the served int8 file: {path: [(label, p)]}."""
+    """`predict` (a real process) on the 20 images with the served int8 file: {path: [(label, p)]}."""
     result = run_cli("predict", *test_images, "--model", export_dir / "model_int8.tflite",
                      "--top-k", 3)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -92,14 +88,16 @@ def predicted(export_dir, test_images):
 
 
 class Server:
-    """`python cli.py serve ... --port 0` as a subprocess; its URL read from its stdout."""
+    """`python -m lenet_keras serve ... --port 0` as a subprocess; its URL read from its
+    stdout, its log (stderr) in a file."""
 
     def __init__(self, *args, log_path):
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "serve", *map(str, args), "--port", "0"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, bufsize=0)
+            [sys.executable, "-m", "lenet_keras", "serve", *map(str, args), "--port", "0"],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+            stderr=self._log, bufsize=0)
         self.stdout = b""
         deadline = time.monotonic() + 120
         while not URL_LINE.search(self.stdout):
@@ -298,7 +296,7 @@ def test_one_log_line_per_request(server, test_images):
 def test_serves_a_keras_model_too_and_stops_cleanly(export_dir, test_images, tmp_path):
     """--model run/model.keras: Keras answers (one model behind a lock) equal predict's,
     under 8 concurrent requests; Ctrl-C stops it with exit 0."""
-    from lenet_keras.predict import load_predictor, read_image
+    from lenet_keras.predictors import load_predictor, read_image
 
     model = export_dir.parent / "run" / "model.keras"
     keras_model = load_predictor(model)  # what `predict --model model.keras` runs
@@ -365,7 +363,7 @@ def test_verdict_says_x_or_not_x_for_a_positive_class_model():
     ((), "Error: nothing to serve: no export in 'exports/' and no run in 'runs/'"),
 ])
 def test_serve_start_errors_are_one_line(tmp_path, args, message):
-    result = run_cli("serve", *args, cwd=tmp_path, timeout=120)
+    result = run_cli("serve", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith(message)
@@ -388,7 +386,7 @@ def test_serve_on_a_taken_port_is_one_line(export_dir):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("serve", "--export-dir", export_dir, "--port", port, timeout=120)
+        result = run_cli("serve", "--export-dir", export_dir, "--port", port)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; pass another --port")

@@ -2,7 +2,7 @@
 
 Start a server first, then point this at it:
 
-    python cli.py serve --export-dir exports/my-run --port 8000 &
+    lenet-keras serve --export-dir exports/my-run --port 8000 &
     python tools/serve_screenshot.py http://127.0.0.1:8000/ photo.png docs/serve.png
     python tools/serve_screenshot.py http://127.0.0.1:8000/ photo.png docs/serve-phone.png --phone
 
