@@ -341,8 +341,10 @@ class RequestLog:
             await self.app(scope, receive, logged_send)
         finally:
             client = scope.get("client") or ("-", 0)
+            # The path as sent, still percent-encoded: a decoded %0A would split the line.
+            path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
             note = (scope.get("state") or {}).get("log_note", "")
-            log.info("%s %s %s %d %.1f ms%s", client[0], scope["method"], scope["path"],
+            log.info("%s %s %s %d %.1f ms%s", client[0], scope["method"], path,
                      status, (time.perf_counter() - start) * 1000, f" {note}" if note else "")
 
 

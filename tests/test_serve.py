@@ -284,13 +284,26 @@ def test_bad_input_gets_its_status_and_the_server_keeps_answering(server, test_i
 def test_one_log_line_per_request(server, test_images):
     marker = f"/no-such-page-{uuid.uuid4().hex}"
     assert request(server, "GET", marker)[0] == 404
-    assert post_image(server, test_images[1])[0] == 200
+    assert request(server, "GET", f"{marker}-%0Aforged%20200")[0] == 404  # no forged line
+    status, _, result = post_image(server, test_images[1])
+    assert status == 200
+
+    def marked():
+        return [line for line in server.log_lines() if marker in line]
+
+    def predicted():
+        return [line for line in server.log_lines()
+                if "POST /api/predict 200 " in line and f" -> {result['label']} (" in line]
+
+    # Each line is written just after its response went out: wait for the last one.
     deadline = time.monotonic() + 10
-    while not [line for line in server.log_lines() if marker in line] and time.monotonic() < deadline:
+    while not (len(marked()) >= 2 and predicted()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    lines = [line for line in server.log_lines() if marker in line]
-    assert len(lines) == 1 and f"GET {marker} 404 " in lines[0]
-    assert any("POST /api/predict 200 " in line and " -> " in line for line in server.log_lines())
+    assert len(marked()) == 2
+    assert f"GET {marker} 404 " in marked()[0]
+    assert f"GET {marker}-%0Aforged%20200 404 " in marked()[1]
+    assert not [line for line in server.log_lines() if line.startswith("forged")]
+    assert predicted()
 
 
 def test_serves_a_keras_model_too_and_stops_cleanly(export_dir, test_images, tmp_path):
