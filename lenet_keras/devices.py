@@ -328,8 +328,11 @@ def _join_processes(keras):
 
     if jax.distributed.is_initialized():
         return
+    from lenet_keras.quiet import native_output_captured
+
     try:
-        keras.distribution.initialize()
+        with native_output_captured("joining the other processes"):
+            keras.distribution.initialize()
     except (RuntimeError, ValueError) as error:
         raise BadInput(f"cannot join the other processes ({', '.join(PROCESS_ENV)}): "
                        f"{first_line(error)}") from None

@@ -328,7 +328,7 @@ def train(config, run_dir=None, log=print, overwrite=False):
     with placement.scope():  # MirroredStrategy creates its variables here
         model = build_for_config(config, bundle)
     if not writes:
-        return _fit(config, run_dir, bundle, model, log, placement, writes=False)
+        return _fit_without_writing(config, run_dir, bundle, model, log, placement)
     run_dir.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(run_dir):
         if overwrite:
@@ -368,13 +368,27 @@ def _mark_shared(run_dir):
     runs.write_atomic(run_dir / SHARED_MARK, f"{_claim_run_dir.token}\n")
 
 
-def _callbacks(config, run_dir, monitor, writes=True, twin=None, log=print):
-    """(callbacks for fit, the timer, the best-model checkpoint), in the order they must run.
+def _fit_without_writing(config, run_dir, bundle, model, log, placement):
+    """A data-parallel process that leaves the run directory to process 0.
 
-    A process that does not write the run directory (a data-parallel worker sharing
-    process 0's) only restores from its backup, so a resumed run starts every process
-    at the same epoch.
+    It still runs every callback, into a scratch directory: with JAX every computation
+    on the model's (global) arrays, reading the learning rate for history.csv included,
+    is one program that all processes must run together. A resumed run restores from
+    process 0's backup, so all processes start at the same epoch.
     """
+    import tempfile
+
+    restore = run_dir / "backup" if (run_dir / SHARED_MARK).is_file() else None
+    with tempfile.TemporaryDirectory(prefix=f"lenet_keras-process{placement.process_id}-") as scratch:
+        metrics = _fit(config, Path(scratch), bundle, model, log, placement, restore_from=restore,
+                       shown_dir=f"process {placement.process_id} writes no files")
+    return {"run_dir": None, "process_id": placement.process_id,
+            "train_seconds": metrics["train_seconds"],
+            "train_images_per_second": metrics["train_images_per_second"]}
+
+
+def _callbacks(config, run_dir, monitor, twin=None, log=print, restore_from=None):
+    """(callbacks for fit, the timer, the best-model checkpoint), in the order they must run."""
     keras = import_keras()
 
     from lenet_keras.callbacks import BestModelCheckpoint, HistoryCSV, RestoreOnly, TrainingTimer
@@ -382,11 +396,8 @@ def _callbacks(config, run_dir, monitor, writes=True, twin=None, log=print):
 
     timer = TrainingTimer(config.batch_size)
     checkpoint = BestModelCheckpoint(run_dir / "model.keras", monitor, twin=twin)
-    if not writes:
-        callbacks = [keras.callbacks.TerminateOnNaN(), timer]
-        if (run_dir / SHARED_MARK).is_file():
-            callbacks.append(RestoreOnly(str(run_dir / "backup")))
-        return callbacks, timer, checkpoint
+    # A data-parallel process sharing process 0's run: resume from process 0's backup.
+    restore = [RestoreOnly(str(restore_from))] if restore_from is not None else []
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         timer,
@@ -394,6 +405,7 @@ def _callbacks(config, run_dir, monitor, writes=True, twin=None, log=print):
         # makes the resumed run redo that epoch, so rows never go missing.
         HistoryCSV(run_dir),
         checkpoint,
+        *restore,
         # Kept until metrics.json exists (deleted below), so a kill during the final
         # evaluation resumes with nothing left to train. double_checkpoint survives a
         # kill in the middle of writing the backup itself.
@@ -421,25 +433,24 @@ def _float32_twin(config, bundle):
         return build_model(config.model, bundle.image_shape, len(bundle.class_names))
 
 
-def _fit(config, run_dir, bundle, model, log, placement, writes=True):
+def _fit(config, run_dir, bundle, model, log, placement, restore_from=None, shown_dir=None):
     keras = import_keras()
 
     if bundle.skipped_files:
         shown = ", ".join(bundle.skipped_files[:5])
         log(f"skipped {len(bundle.skipped_files)} unreadable file(s): {shown}"
             + (" ..." if len(bundle.skipped_files) > 5 else ""))
-    if writes:
-        runs.write_config(run_dir, config)
-        runs.write_labels(run_dir, bundle.class_names)
+    runs.write_config(run_dir, config)
+    runs.write_labels(run_dir, bundle.class_names)
     log(f"{config.model} ({model.count_params():,} params) on {bundle.name}: "
         f"{bundle.num_train} train / {bundle.num_val} val / {bundle.num_test} test images "
         f"{bundle.image_shape}, {len(bundle.class_names)} classes -> "
-        + (str(run_dir) if writes else f"process {placement.process_id} writes no files"))
+        + (shown_dir or str(run_dir)))
     log(placement.summary())
 
     monitor = "val_accuracy" if bundle.val is not None else "accuracy"
     twin = _float32_twin(config, bundle) if config.precision != "float32" else None
-    callbacks, timer, checkpoint = _callbacks(config, run_dir, monitor, writes, twin, log)
+    callbacks, timer, checkpoint = _callbacks(config, run_dir, monitor, twin, log, restore_from)
     started = time.perf_counter()
     model.fit(
         bundle.train,
@@ -455,10 +466,6 @@ def _fit(config, run_dir, bundle, model, log, placement, writes=True):
     # on its own, and later models built in this process are not mixed or distributed.
     keras.distribution.set_distribution(None)
     keras.config.set_dtype_policy("float32")
-    if not writes:
-        return {"run_dir": None, "process_id": placement.process_id,
-                "train_seconds": round(train_seconds, 3),
-                "train_images_per_second": round(timer.images_per_second, 1)}
 
     history = runs.read_history(run_dir)
     stopped_on_nan = any(not math.isfinite(r.get("loss", 0.0)) for r in history)
