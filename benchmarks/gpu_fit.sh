@@ -10,7 +10,7 @@
 # EPOCHS=2 bash benchmarks/gpu_fit.sh is the quick check (it runs on a CPU too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 KERAS_BACKEND=jax  # there is no TensorFlow there
 OUT="${OUT:-gpu_fit_results}"
 mkdir -p "$OUT"
 PYTHON="${PYTHON:-python3}"

@@ -288,11 +288,20 @@ def no_tensorflow(tmp_path):
     """A PYTHONPATH entry whose sitecustomize makes `import tensorflow` fail."""
     shim = tmp_path / "no_tensorflow"
     shim.mkdir()
-    (shim / "sitecustomize.py").write_text(
-        "import sys\n"
-        "# As on a GPU host with JAX only: every import of TensorFlow fails.\n"
-        "for name in ('tensorflow', 'tensorflow_datasets', 'tf_keras'):\n"
-        "    sys.modules[name] = None\n")
+    (shim / "sitecustomize.py").write_text(textwrap.dedent("""
+        import importlib.machinery
+
+        # As on a GPU host with JAX only: TensorFlow is not found on sys.path.
+        HIDDEN = ("tensorflow", "tensorflow_datasets", "tf_keras")
+        _find_spec = importlib.machinery.PathFinder.find_spec
+
+        def _find_spec_without_tensorflow(cls, name, path=None, target=None):
+            if name.split(".")[0] in HIDDEN:
+                return None
+            return _find_spec(name, path, target)
+
+        importlib.machinery.PathFinder.find_spec = classmethod(_find_spec_without_tensorflow)
+    """))
     return {"PYTHONPATH": f"{shim}:{ROOT}"}
 
 
