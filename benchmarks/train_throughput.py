@@ -106,11 +106,15 @@ class PackageWorker:
         from lenet_keras.callbacks import TrainingTimer
         from lenet_keras.training import TrainConfig, build_for_config, load_bundle
 
+        from lenet_keras.devices import place
+
         self.keras = keras
-        self.config = TrainConfig(**options)
+        self.config = TrainConfig(**options).resolved()
+        placement = place(self.config)  # the precision policy (and devices) as fit sets them
         keras.utils.set_random_seed(self.config.seed)
-        self.bundle = load_bundle(self.config)
-        self.model = build_for_config(self.config, self.bundle)
+        self.bundle = load_bundle(self.config, placement)
+        with placement.scope():
+            self.model = build_for_config(self.config, self.bundle)
         self.timer = TrainingTimer(self.config.batch_size)
         self.epoch_index = 0
 

@@ -52,9 +52,11 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     resumed run.
     """
 
-    def __init__(self, path, monitor):
+    def __init__(self, path, monitor, twin=None):
         super().__init__()
         self.path, self.monitor = Path(path), monitor
+        # Mixed precision: a float32 model of the same network, saved in its place.
+        self.twin = twin
         self.best = -math.inf
         self.best_epoch = None
 
@@ -76,8 +78,23 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         if value is None or not math.isfinite(value) or value <= self.best:
             return
         self.best, self.best_epoch = value, epoch + 1
+        saved = self.model
+        if self.twin is not None:
+            self.twin.set_weights(self.model.get_weights())
+            saved = self.twin
         with atomic_path(self.path) as tmp:
-            self.model.save(tmp)
+            saved.save(tmp)
+
+
+class RestoreOnly(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that restores and never writes: for a data-parallel process that
+    shares process 0's run directory (process 0 writes the backup)."""
+
+    def _save_model(self):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
 
 
 class TrainingTimer(keras.callbacks.Callback):

@@ -102,12 +102,23 @@ DEFAULTS = TrainConfig  # option defaults are the config's, so the two never dis
 @click.option("--data-dir", type=click.Path(), default=None, help="TFDS data directory.")
 @click.option("--manual-dir", type=click.Path(), default=None,
               help="Folder of TFDS archives you downloaded yourself.")
-@click.option("--jit-compile/--no-jit-compile", default=DEFAULTS.jit_compile, show_default=True,
-              help="XLA-compile the training step (slower on CPU; try it on a GPU).")
+@click.option("--jit-compile/--no-jit-compile", default=None,
+              help="XLA-compile the training step (default: on for jax, off otherwise; "
+                   "slower on CPU with tensorflow).")
+@click.option("--backend", type=click.Choice(["tensorflow", "jax", "torch"]), default=None,
+              help="Keras backend (default: KERAS_BACKEND, else tensorflow).")
+@click.option("--distribute", type=click.Choice(["off", "mirrored", "data-parallel"]),
+              default=DEFAULTS.distribute, show_default=True,
+              help="mirrored: tf.distribute over local GPUs (tensorflow); data-parallel: "
+                   "Keras DataParallel over all devices and KERAS_DISTRIBUTION_* processes (jax). "
+                   "--batch-size is the global batch.")
+@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
+              default=DEFAULTS.precision, show_default=True,
+              help="Keras dtype policy; model.keras and exports stay float32.")
 @click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
 def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, schedule, seed,
         run_dir, image_size, grayscale, val_split, augment, positive_class, early_stopping,
-        data_dir, manual_dir, jit_compile, overwrite):
+        data_dir, manual_dir, jit_compile, backend, distribute, precision, overwrite):
     """Train a model and write a run directory (model.keras, history.csv, metrics.json).
 
     Rerun with the same --run-dir to resume an interrupted run.
@@ -121,6 +132,7 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
         color=None if grayscale is None else ("grayscale" if grayscale else "rgb"),
         augment=augment, positive_class=positive_class, early_stopping=early_stopping,
         data_dir=data_dir, manual_dir=manual_dir, jit_compile=jit_compile,
+        backend=backend, distribute=distribute, precision=precision,
     )
     try:
         metrics = train(config, run_dir, log=click.echo, overwrite=overwrite)
@@ -128,6 +140,10 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
         click.echo(f"{done.run_dir} is already finished (test accuracy "
                    f"{done.metrics.get('test_accuracy', float('nan')):.4f}); "
                    "pass --overwrite to train it again")
+        return
+    if metrics["run_dir"] is None:  # a data-parallel process that leaves writing to process 0
+        click.echo(f"process {metrics['process_id']} done ({metrics['train_seconds']:.0f} s); "
+                   "process 0 writes the run")
         return
     # The first graph execution (tracing) is not timed: a run of one execution has no rate.
     speed = metrics["train_images_per_second"]
@@ -230,7 +246,10 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
     with the Keras model and single-image latency (LiteRT, 1 thread).
     """
     from lenet_keras.convert import TFLITE_FORMATS, parse_formats
+    from lenet_keras.devices import require_tensorflow
     from lenet_keras.runs import resolve_run_dir
+
+    require_tensorflow("export")
 
     formats = parse_formats(quantize) if quantize else (TFLITE_FORMATS if tflite else ())
     run_dir = resolve_run_dir(run_dir)

@@ -187,8 +187,10 @@ def _dense(x, units, name, batch_norm=False, dropout=0.0):
 
 def _classifier(x, num_classes):
     # Softmax even for binary problems (2 units): one loss, one export path, and
-    # predict prints a probability per class name.
-    return layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    # predict prints a probability per class name. float32 under mixed precision too:
+    # a softmax in bfloat16/float16 loses the small probabilities the loss needs.
+    return layers.Dense(num_classes, activation="softmax", name="predictions",
+                        dtype="float32")(x)
 
 
 # ---------------------------------------------------------------------------------------

@@ -69,16 +69,25 @@ def import_tensorflow():
     with native_output_captured("importing TensorFlow"):
         import tensorflow as tf
 
+        from lenet_keras.devices import configure_tensorflow_devices
+
+        configure_tensorflow_devices(tf)  # before the devices initialise
         tf.config.list_logical_devices()
     _devices_ready.append(True)
     return tf
 
 
 def import_keras():
-    """``import keras`` (and its backend: TensorFlow by default), silently."""
+    """``import keras`` (and its backend: TensorFlow by default), silently.
+
+    On the other backends TensorFlow is imported too where it is installed: Keras' input
+    adapters and TensorBoard callback import it anyway, and this way it is silent and
+    leaves the GPUs to JAX or torch (devices.configure_tensorflow_devices)."""
+    from lenet_keras.devices import tensorflow_available
+
     with native_output_captured("importing Keras"):
         import keras
 
-        if keras.backend.backend() == "tensorflow":
+        if keras.backend.backend() == "tensorflow" or tensorflow_available():
             import_tensorflow()
     return keras

@@ -56,12 +56,21 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs; 0 turns it off
     data_dir: str = None
     manual_dir: str = None
-    # No XLA: on CPU, XLA's convolutions train LeNet-5 ~3x slower than TensorFlow's
-    # oneDNN kernels (benchmarks/README.md); Keras itself turns XLA off on CPU-only hosts.
-    jit_compile: bool = False
+    # None: XLA on the JAX backend (without it JAX runs every op eagerly), off on the
+    # others. On CPU, XLA's convolutions train LeNet-5 ~3x slower than TensorFlow's oneDNN
+    # kernels (benchmarks/README.md); Keras itself turns XLA off on CPU-only hosts.
+    jit_compile: bool = None
     # Train steps run in one graph call per 64 batches: less Python and dispatch per step,
     # ~1.15x images/s on 2 CPU cores (more when the CPU is busy); same results as 1.
     steps_per_execution: int = 64
+    # Keras backend: None is KERAS_BACKEND, else tensorflow (devices.py).
+    backend: str = None
+    # "off", "mirrored" (tf.distribute, TensorFlow) or "data-parallel" (Keras
+    # distribution API, JAX); batch_size stays the global batch, the rate is not rescaled.
+    distribute: str = "off"
+    # "float32", "mixed_bfloat16" or "mixed_float16": Keras dtype policies. model.keras
+    # and exports are float32 whatever trained them.
+    precision: str = "float32"
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
     def to_json(self):
@@ -76,9 +85,11 @@ class TrainConfig:
     def check(self):
         """BadInput (one line, in terms of the options) for a config that cannot train.
         No TensorFlow needed: the CLI calls this before anything heavy is imported."""
+        from lenet_keras.devices import check_choices, default_backend
         from lenet_keras.registry import get_spec
 
         spec = get_spec(self.model)
+        check_choices(self.backend or default_backend(), self.distribute, self.precision)
         for name in ("epochs", "batch_size", "steps_per_execution"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -102,6 +113,16 @@ class TrainConfig:
         if self.early_stopping < 0:
             raise BadInput(f"early_stopping must be >= 0, got {self.early_stopping!r}")
         return self
+
+    def resolved(self):
+        """This config with backend and jit_compile decided (as config.json records them)."""
+        from dataclasses import replace
+
+        from lenet_keras.devices import default_backend
+
+        backend = self.backend or default_backend()
+        jit = (backend == "jax") if self.jit_compile is None else self.jit_compile
+        return replace(self, backend=backend, jit_compile=jit)
 
 
 # ---------------------------------------------------------------------------------------
@@ -135,18 +156,28 @@ def build_for_config(config, bundle):
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        # MirroredStrategy fails in Keras 3's multi-step loop ("You must feed a value
+        # for placeholder tensor", keras-team/keras issue 19246, open): one step per call.
+        steps_per_execution=1 if config.distribute == "mirrored" else config.steps_per_execution,
     )
     return model
 
 
-def load_bundle(config, **overrides):
+def load_bundle(config, placement=None, **overrides):
     """The DatasetBundle a config describes (same seed, so the same splits).
 
     A local source is read, prepared and checked against the model (image size, number
-    of classes) with numpy only, before the tf.data pipelines (and TensorFlow) exist.
+    of classes) with numpy only, before the input pipelines (and TensorFlow) exist. The
+    pipelines are tf.data on the TensorFlow backend, ``feed.ArrayBatches`` on the others
+    (no TensorFlow needed); ``placement`` shards them for a data-parallel run.
     """
-    from lenet_keras.data import array_bundle, load_dataset, prepare_arrays, source_kind
+    return build_bundle(config, *read_source(config, **overrides), placement)
+
+
+def read_source(config, **overrides):
+    """(options, PreparedArrays) of a local source, read and checked with numpy only;
+    (options, None) for a TFDS name."""
+    from lenet_keras.data import prepare_arrays, source_kind
     from lenet_keras.registry import check_input
 
     options = dict(
@@ -157,15 +188,52 @@ def load_bundle(config, **overrides):
     )
     options.update(overrides)
     if source_kind(options["dataset"]) == "tfds":
-        source = options.pop("dataset")
-        return load_dataset(source, **options)
+        from lenet_keras.devices import require_tensorflow
+
+        require_tensorflow(f"the TFDS dataset '{options['dataset']}'")
+        return options, None
     prepared = prepare_arrays(
         options["dataset"], image_size=options["image_size"], color=options["color"],
         val_split=options["val_split"], seed=options["seed"],
         positive_class=options["positive_class"])
     check_input(config.model, prepared.image_shape, len(prepared.class_names))
-    return array_bundle(prepared, batch_size=options["batch_size"],
-                        augment=options["augment"], seed=options["seed"])
+    return options, prepared
+
+
+def build_bundle(config, options, prepared, placement=None):
+    """Input pipelines over what ``read_source`` returned, for the active backend."""
+    from lenet_keras.data import array_bundle, load_dataset
+    from lenet_keras.devices import active_backend, plain_float32
+
+    if prepared is None:
+        return load_dataset(options.pop("dataset"), **options)
+    shard, multiple = (0, 1), 1
+    if placement is not None:
+        shard, multiple = (placement.process_id, placement.processes), placement.replicas
+    with plain_float32():  # augmentation layers compute in float32 whatever the policy
+        if active_backend() == "tensorflow":
+            bundle = array_bundle(prepared, batch_size=options["batch_size"],
+                                  augment=options["augment"], seed=options["seed"])
+            if placement is not None and placement.strategy is not None:
+                _one_worker(bundle)
+            return bundle
+        from lenet_keras.feed import feed_bundle
+
+        return feed_bundle(prepared, batch_size=options["batch_size"],
+                           augment=options["augment"], seed=options["seed"],
+                           shard=shard, multiple=multiple)
+
+
+def _one_worker(bundle):
+    """MirroredStrategy splits every batch over the local devices; there are no other
+    workers to shard files or data between (which TensorFlow warns about each epoch)."""
+    tf = import_tensorflow()
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    for split in ("train", "val", "test"):
+        if getattr(bundle, split) is not None:
+            setattr(bundle, split, getattr(bundle, split).with_options(options))
 
 
 def evaluate_model(model, dataset):
@@ -219,7 +287,7 @@ def train(config, run_dir=None, log=print, overwrite=False):
     (plus ``run_dir``).
 
     Args:
-        config: a TrainConfig (model, dataset, epochs, ...).
+        config: a TrainConfig (model, dataset, epochs, backend, distribute, precision...).
         run_dir: where to write the run (default: runs/<model>-<dataset>-<time>/).
         log: called with each progress line.
         overwrite: retrain a finished run from scratch.
@@ -229,36 +297,107 @@ def train(config, run_dir=None, log=print, overwrite=False):
     finished run raises RunFinished unless ``overwrite``. Bad input raises BadInput before
     anything is written; what needs no TensorFlow is checked before TensorFlow loads.
 
+    The backend is ``config.backend`` (default: KERAS_BACKEND, else tensorflow); keras
+    must not have been imported on another one (set KERAS_BACKEND before importing it).
+    In a multi-process data-parallel run, process 0 writes the run directory; another
+    process writes only to a ``run_dir`` of its own (one process 0 does not write).
+
     Example:
         >>> metrics = train(TrainConfig(model="lenet5", epochs=3), "runs/quick")
     """
+    from lenet_keras import devices
     from lenet_keras.data import source_kind
 
-    config.check()
+    config = config.check().resolved()
     source_kind(config.dataset)  # a missing path fails here
-    run_dir = Path(run_dir) if run_dir is not None else runs.default_run_dir(config)
-    config = check_run_dir(config, run_dir, overwrite)
-    bundle = load_bundle(config)  # local data is read and checked before TensorFlow loads
+    devices.select_backend(config.backend)  # before keras is imported
+    own_run_dir = run_dir is not None
+    run_dir = Path(run_dir) if own_run_dir else runs.default_run_dir(config)
+    if devices.process_index_from_env() == 0:  # process 0 checks before waiting for others
+        config = check_run_dir(config, run_dir, overwrite)
+    options, prepared = read_source(config)  # local data is read and checked (numpy only)
+
+    placement = devices.place(config)  # imports keras; joins the other processes
+    writes = _claim_run_dir(placement, run_dir, own_run_dir)
+    if writes and not placement.is_chief:
+        config = check_run_dir(config, run_dir, overwrite)
+    bundle = build_bundle(config, options, prepared, placement)
 
     keras = import_keras()
     keras.utils.set_random_seed(config.seed)
-    model = build_for_config(config, bundle)
-
+    with placement.scope():  # MirroredStrategy creates its variables here
+        model = build_for_config(config, bundle)
+    if not writes:
+        return _fit_without_writing(config, run_dir, bundle, model, log, placement)
     run_dir.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(run_dir):
         if overwrite:
             runs.clear_run(run_dir)
-        return _fit(config, run_dir, bundle, model, log)
+        if placement.processes > 1 and placement.is_chief:
+            _mark_shared(run_dir)
+        return _fit(config, run_dir, bundle, model, log, placement)
 
 
-def _callbacks(config, run_dir, monitor):
+# A run directory written by process 0 of a multi-process run holds this file, with a
+# number all processes of that run agree on: a process that finds it in its own
+# --run-dir shares the directory with process 0 and leaves the writing to it.
+SHARED_MARK = ".process0"
+
+
+def _claim_run_dir(placement, run_dir, own_run_dir):
+    """Whether this process writes run_dir (always, unless several processes train)."""
+    from lenet_keras import devices
+
+    if placement.processes == 1:
+        return True
+    import random
+
+    _claim_run_dir.token = devices.agree(random.randrange(1, 2**31))
+    if placement.is_chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _mark_shared(run_dir)
+    devices.barrier("lenet_keras run dir marked")
+    if placement.is_chief:
+        return True
+    mark = run_dir / SHARED_MARK
+    shared = mark.is_file() and mark.read_text().strip() == str(_claim_run_dir.token)
+    return own_run_dir and not shared
+
+
+def _mark_shared(run_dir):
+    runs.write_atomic(run_dir / SHARED_MARK, f"{_claim_run_dir.token}\n")
+
+
+def _fit_without_writing(config, run_dir, bundle, model, log, placement):
+    """A data-parallel process that leaves the run directory to process 0.
+
+    It still runs every callback, into a scratch directory: with JAX every computation
+    on the model's (global) arrays, reading the learning rate for history.csv included,
+    is one program that all processes must run together. A resumed run restores from
+    process 0's backup, so all processes start at the same epoch.
+    """
+    import tempfile
+
+    restore = run_dir / "backup" if (run_dir / SHARED_MARK).is_file() else None
+    with tempfile.TemporaryDirectory(prefix=f"lenet_keras-process{placement.process_id}-") as scratch:
+        metrics = _fit(config, Path(scratch), bundle, model, log, placement, restore_from=restore,
+                       shown_dir=f"process {placement.process_id} writes no files")
+    return {"run_dir": None, "process_id": placement.process_id,
+            "train_seconds": metrics["train_seconds"],
+            "train_images_per_second": metrics["train_images_per_second"]}
+
+
+def _callbacks(config, run_dir, monitor, twin=None, log=print, restore_from=None):
     """(callbacks for fit, the timer, the best-model checkpoint), in the order they must run."""
     keras = import_keras()
 
-    from lenet_keras.callbacks import BestModelCheckpoint, HistoryCSV, TrainingTimer
+    from lenet_keras.callbacks import BestModelCheckpoint, HistoryCSV, RestoreOnly, TrainingTimer
+    from lenet_keras.devices import tensorflow_available
 
     timer = TrainingTimer(config.batch_size)
-    checkpoint = BestModelCheckpoint(run_dir / "model.keras", monitor)
+    checkpoint = BestModelCheckpoint(run_dir / "model.keras", monitor, twin=twin)
+    # A data-parallel process sharing process 0's run: resume from process 0's backup.
+    restore = [RestoreOnly(str(restore_from))] if restore_from is not None else []
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         timer,
@@ -266,20 +405,35 @@ def _callbacks(config, run_dir, monitor):
         # makes the resumed run redo that epoch, so rows never go missing.
         HistoryCSV(run_dir),
         checkpoint,
+        *restore,
         # Kept until metrics.json exists (deleted below), so a kill during the final
         # evaluation resumes with nothing left to train. double_checkpoint survives a
         # kill in the middle of writing the backup itself.
         keras.callbacks.BackupAndRestore(
             str(run_dir / "backup"), delete_checkpoint=False, double_checkpoint=True),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
     ]
+    if tensorflow_available():  # Keras writes TensorBoard logs with tf.summary
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),
+                                                     write_graph=False))
+    else:
+        log("no TensorBoard logs: they need TensorFlow (pip install tensorflow)")
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=config.early_stopping, mode="max"))
     return callbacks, timer, checkpoint
 
 
-def _fit(config, run_dir, bundle, model, log):
+def _float32_twin(config, bundle):
+    """The model.keras a mixed-precision run saves: the same network, float32, built
+    outside any distribution (its weights are copied in at each save)."""
+    from lenet_keras.devices import plain_float32
+    from lenet_keras.models import build_model
+
+    with plain_float32():
+        return build_model(config.model, bundle.image_shape, len(bundle.class_names))
+
+
+def _fit(config, run_dir, bundle, model, log, placement, restore_from=None, shown_dir=None):
     keras = import_keras()
 
     if bundle.skipped_files:
@@ -290,10 +444,13 @@ def _fit(config, run_dir, bundle, model, log):
     runs.write_labels(run_dir, bundle.class_names)
     log(f"{config.model} ({model.count_params():,} params) on {bundle.name}: "
         f"{bundle.num_train} train / {bundle.num_val} val / {bundle.num_test} test images "
-        f"{bundle.image_shape}, {len(bundle.class_names)} classes -> {run_dir}")
+        f"{bundle.image_shape}, {len(bundle.class_names)} classes -> "
+        + (shown_dir or str(run_dir)))
+    log(placement.summary())
 
     monitor = "val_accuracy" if bundle.val is not None else "accuracy"
-    callbacks, timer, checkpoint = _callbacks(config, run_dir, monitor)
+    twin = _float32_twin(config, bundle) if config.precision != "float32" else None
+    callbacks, timer, checkpoint = _callbacks(config, run_dir, monitor, twin, log, restore_from)
     started = time.perf_counter()
     model.fit(
         bundle.train,
@@ -305,6 +462,10 @@ def _fit(config, run_dir, bundle, model, log):
         verbose=1 if os.isatty(1) else 2,
     )
     train_seconds = time.perf_counter() - started
+    # Back to plain float32 on no distribution: the evaluation below runs in each process
+    # on its own, and later models built in this process are not mixed or distributed.
+    keras.distribution.set_distribution(None)
+    keras.config.set_dtype_policy("float32")
 
     history = runs.read_history(run_dir)
     stopped_on_nan = any(not math.isfinite(r.get("loss", 0.0)) for r in history)
@@ -315,6 +476,7 @@ def _fit(config, run_dir, bundle, model, log):
     if not (run_dir / "model.keras").exists():
         raise BadInput("training produced no usable model (NaN loss in the first epoch); "
                        "lower --learning-rate")
+    # model.keras is float32 (layers record their policy), whatever precision trained it.
     best = runs.load_model(run_dir / "model.keras")
     test_loss, test_accuracy = evaluate_model(best, bundle.test)
     metrics = {
@@ -332,7 +494,7 @@ def _fit(config, run_dir, bundle, model, log):
         "skipped_files": len(bundle.skipped_files),
         "stopped_on_nan": stopped_on_nan,
         "keras_version": keras.__version__,
-        "backend": keras.backend.backend(),
+        **placement.metrics(),  # backend, devices, replicas, processes, distribute, precision
         "python": platform.python_version(),
     }
     runs.write_metrics(run_dir, metrics)

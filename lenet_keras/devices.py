@@ -1,0 +1,380 @@
+"""Where training runs: the Keras backend, the devices, the distribution over them, and
+the numeric precision.
+
+    >>> select_backend("jax")                  # before keras is first imported
+    >>> placement = place(config)              # precision policy, distribution, devices
+    >>> placement.summary()
+    'training on 1 x NVIDIA H100 80GB HBM3 (jax, float32)'
+
+Keras reads ``KERAS_BACKEND`` once, when it is first imported, so the backend is chosen
+before anything imports keras: the CLI does it first thing in ``fit``; library users set
+``KERAS_BACKEND`` themselves (or call ``select_backend`` before ``lenet_keras.models``).
+
+Distribution uses the engines that exist, never a home-made one:
+  mirrored       ``tf.distribute.MirroredStrategy`` over the local GPUs (or the CPU's
+                 logical devices), TensorFlow backend;
+  data-parallel  ``keras.distribution.DataParallel`` over every device of every process
+                 (JAX backend); several processes/hosts join through the standard
+                 ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` / ``_NUM_PROCESSES`` / ``_PROCESS_ID``
+                 variables (``keras.distribution.initialize``).
+``--batch-size`` is the global batch in both: N replicas each compute the gradient of
+batch/N images and the replicas' gradients are averaged, which is the gradient a single
+device computes on the whole batch. So the learning rate that suits the batch on one
+device suits it on N, and it is not rescaled.
+
+``LENET_KERAS_CPU_DEVICES=N`` splits the CPU into N devices (TensorFlow logical devices,
+XLA's host platform device count for JAX) so that distribution is testable on a laptop.
+"""
+
+import importlib.util
+import os
+import sys
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+
+from lenet_keras.errors import BadInput, first_line
+
+BACKENDS = ("tensorflow", "jax", "torch")
+DISTRIBUTIONS = ("off", "mirrored", "data-parallel")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+CPU_DEVICES_ENV = "LENET_KERAS_CPU_DEVICES"
+# Set on every process of a multi-process (multi-host) data-parallel run.
+PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+               "KERAS_DISTRIBUTION_PROCESS_ID")
+# What each backend needs, and how a user gets it (CPU builds; GPU lines in the README).
+INSTALL_HINTS = {
+    "tensorflow": "pip install tensorflow",
+    "jax": "pip install jax  (GPU: pip install 'jax[cuda12]')",
+    "torch": "pip install torch",
+}
+# Which backend each distribution runs on.
+DISTRIBUTION_BACKEND = {"mirrored": "tensorflow", "data-parallel": "jax"}
+
+
+def module_available(name):
+    """True if ``import name`` can work, without importing it (a module set to None in
+    sys.modules, as tests do to hide TensorFlow, counts as missing)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def tensorflow_available():
+    return module_available("tensorflow")
+
+
+def require_tensorflow(what):
+    """BadInput in one line when TensorFlow is missing and ``what`` needs it."""
+    if not tensorflow_available():
+        raise BadInput(f"{what} needs TensorFlow, which is not installed here: "
+                       f"{INSTALL_HINTS['tensorflow']}, or do this on a host that has it")
+
+
+def default_backend():
+    """``KERAS_BACKEND`` if set, else tensorflow."""
+    return os.environ.get("KERAS_BACKEND") or "tensorflow"
+
+
+def active_backend():
+    """The backend keras runs on in this process, or None if keras is not imported yet."""
+    keras = sys.modules.get("keras")
+    return keras.backend.backend() if keras is not None else None
+
+
+def check_choices(backend, distribute, precision):
+    """BadInput for a backend / distribution / precision combination that cannot work.
+    Needs no import, so the CLI fails in milliseconds."""
+    if backend not in BACKENDS:
+        raise BadInput(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if distribute not in DISTRIBUTIONS:
+        raise BadInput(f"distribute must be one of {', '.join(DISTRIBUTIONS)}, got {distribute!r}")
+    if precision not in PRECISIONS:
+        raise BadInput(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    needed = DISTRIBUTION_BACKEND.get(distribute)
+    if needed and backend != needed:
+        raise BadInput(f"--distribute {distribute} runs on the {needed} backend; "
+                       f"pass --backend {needed} (got {backend})")
+    if multi_process() and distribute != "data-parallel":
+        raise BadInput("KERAS_DISTRIBUTION_* variables are set: several processes train one "
+                       "model only with --backend jax --distribute data-parallel")
+
+
+def select_backend(name):
+    """Make ``name`` the Keras backend of this process (sets KERAS_BACKEND before keras
+    is imported). BadInput if its package is missing, or if keras already runs on
+    another backend in this process (Keras cannot switch once imported)."""
+    if name not in BACKENDS:
+        raise BadInput(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    active = active_backend()
+    if active is not None:
+        if active != name:
+            raise BadInput(f"keras already runs on the {active} backend in this process; set "
+                           f"KERAS_BACKEND={name} before anything imports keras")
+        return
+    if not module_available(name):
+        raise BadInput(f"the {name} backend needs {name}, which is not installed here: "
+                       f"{INSTALL_HINTS[name]}" + ("" if name == "jax" else ", or pass --backend jax"))
+    os.environ["KERAS_BACKEND"] = name
+    split_cpu_for_jax()
+
+
+# ---------------------------------------------------------------------------------------
+# LENET_KERAS_CPU_DEVICES: N devices out of one CPU, for testing distribution
+# ---------------------------------------------------------------------------------------
+
+
+def cpu_device_count():
+    """N from LENET_KERAS_CPU_DEVICES (None when unset); BadInput for a bad value."""
+    value = os.environ.get(CPU_DEVICES_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise BadInput(f"{CPU_DEVICES_ENV} must be a number of devices from 1 to 64, got {value!r}")
+    return int(value)
+
+
+def split_cpu_for_jax():
+    """XLA reads its flags when jax starts: add the host device count before that."""
+    count = cpu_device_count()
+    if count is None or "jax" in sys.modules:
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
+def configure_tensorflow_devices(tf):
+    """Called by ``quiet.import_tensorflow`` between ``import tensorflow`` and the moment
+    TensorFlow fixes its devices (their first use).
+
+    LENET_KERAS_CPU_DEVICES=N: N logical CPU devices. On the JAX and torch backends
+    TensorFlow only feeds data or writes TensorBoard logs: it is kept off the GPUs, which
+    it would otherwise fill with its memory pool.
+    """
+    try:
+        if (os.environ.get("KERAS_BACKEND") or "tensorflow") != "tensorflow":
+            tf.config.set_visible_devices([], "GPU")
+        count = cpu_device_count()
+        if count and count > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    except RuntimeError:  # devices already initialised (TensorFlow was used before)
+        pass
+
+
+# ---------------------------------------------------------------------------------------
+# Placement: precision, distribution and the devices used
+# ---------------------------------------------------------------------------------------
+
+
+def multi_process():
+    """True when the KERAS_DISTRIBUTION_* variables ask for more than one process."""
+    return int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1") or 1) > 1
+
+
+def process_index_from_env():
+    """This process's KERAS_DISTRIBUTION_PROCESS_ID (0 when it is alone)."""
+    if not multi_process():
+        return 0
+    value = os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "")
+    if not value.isdigit():
+        raise BadInput(f"KERAS_DISTRIBUTION_PROCESS_ID must be 0 .. number of processes - 1, "
+                       f"got {value!r}")
+    return int(value)
+
+
+def cpu_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@dataclass
+class Placement:
+    """Where and how one fit runs. ``scope()`` is where the model must be built and
+    compiled (MirroredStrategy needs its variables created inside it)."""
+
+    backend: str
+    distribute: str = "off"
+    precision: str = "float32"
+    devices: list = field(default_factory=lambda: ["CPU"])
+    replicas: int = 1
+    processes: int = 1
+    process_id: int = 0
+    strategy: object = None  # the tf.distribute strategy of --distribute mirrored
+
+    @property
+    def is_chief(self):
+        """Process 0 writes the shared run files."""
+        return self.process_id == 0
+
+    def scope(self):
+        return self.strategy.scope() if self.strategy is not None else nullcontext()
+
+    def summary(self):
+        """One line: ``training on CPU, 2 cores (tensorflow, float32)``."""
+        names = sorted(set(self.devices))
+        if names == ["CPU"] and len(self.devices) == 1:
+            where = f"CPU, {cpu_cores()} cores"
+        elif len(names) == 1:
+            where = f"{len(self.devices)} x {names[0]}"
+        else:
+            where = ", ".join(f"{self.devices.count(n)} x {n}" for n in names)
+        if self.processes > 1:
+            where += f" in {self.processes} processes"
+        line = f"training on {where} ({self.backend}, {self.precision})"
+        if self.distribute != "off":
+            line += f", {self.distribute}: {self.replicas} replica{'s' if self.replicas > 1 else ''}"
+        return line
+
+    def metrics(self):
+        """What metrics.json records about the placement."""
+        return {"backend": self.backend, "devices": list(self.devices),
+                "replicas": self.replicas, "processes": self.processes,
+                "distribute": self.distribute, "precision": self.precision}
+
+
+def _device_name(platform, kind):
+    return "CPU" if platform.lower() == "cpu" else kind
+
+
+def _tensorflow_devices(tf, all_devices):
+    """Names of the GPUs TensorFlow trains on (or ["CPU"] x logical CPUs)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for gpu in gpus:
+            try:
+                names.append(tf.config.experimental.get_device_details(gpu).get("device_name", "GPU"))
+            except (ValueError, RuntimeError):
+                names.append("GPU")
+        return names if all_devices else names[:1]
+    cpus = tf.config.list_logical_devices("CPU")
+    return ["CPU"] * (len(cpus) if all_devices else 1)
+
+
+def _jax_devices(all_devices):
+    import jax
+
+    devices = jax.devices() if all_devices else jax.devices()[:1]
+    return [_device_name(d.platform, d.device_kind) for d in devices]
+
+
+def _torch_devices():
+    import torch
+
+    if torch.cuda.is_available():
+        return [torch.cuda.get_device_name(0)]
+    return ["CPU"]
+
+
+def place(config):
+    """Set the dtype policy and the distribution ``config`` asks for; returns the
+    Placement. Keras is imported here (on ``config.backend``, chosen before)."""
+    from lenet_keras.quiet import import_keras, import_tensorflow
+
+    keras = import_keras()
+    backend = keras.backend.backend()
+    # Layers take the global policy when they are created: set before the model is built.
+    # "mixed_*": float32 variables, bf16/fp16 compute; compile() wraps the optimizer in a
+    # LossScaleOptimizer for mixed_float16 (auto_scale_loss); the classifier stays float32.
+    keras.config.set_dtype_policy(config.precision)
+    keras.distribution.set_distribution(None)  # a previous fit in this process may have set one
+    placement = Placement(backend, config.distribute, config.precision)
+    if config.distribute == "mirrored":
+        tf = import_tensorflow()
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        placement.strategy = tf.distribute.MirroredStrategy(devices)
+        placement.devices = _tensorflow_devices(tf, all_devices=True)
+        placement.replicas = placement.strategy.num_replicas_in_sync
+    elif config.distribute == "data-parallel":
+        if multi_process():
+            _join_processes(keras)
+        import jax
+
+        devices = keras.distribution.list_devices()
+        # Each process feeds its own share of every global batch (lenet_keras.feed), so
+        # Keras must not re-shard the input; a tf.data pipeline (TFDS) is re-sharded.
+        keras.distribution.set_distribution(keras.distribution.DataParallel(
+            devices=devices, auto_shard_dataset=config_source_is_tfds(config)))
+        placement.devices = _jax_devices(all_devices=True)
+        placement.replicas = len(devices)
+        placement.processes, placement.process_id = jax.process_count(), jax.process_index()
+    elif backend == "tensorflow":
+        placement.devices = _tensorflow_devices(import_tensorflow(), all_devices=False)
+    elif backend == "jax":
+        placement.devices = _jax_devices(all_devices=False)
+    elif backend == "torch":
+        placement.devices = _torch_devices()
+    if config.batch_size % placement.replicas:
+        raise BadInput(f"--batch-size {config.batch_size} (the global batch) must be a multiple "
+                       f"of the {placement.replicas} replicas")
+    return placement
+
+
+def config_source_is_tfds(config):
+    from lenet_keras.data import source_kind
+
+    return source_kind(config.dataset) == "tfds"
+
+
+def _join_processes(keras):
+    """keras.distribution.initialize from the KERAS_DISTRIBUTION_* variables; it waits
+    until every process has joined."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    from lenet_keras.quiet import native_output_captured
+
+    try:
+        with native_output_captured("joining the other processes"):
+            keras.distribution.initialize()
+    except (RuntimeError, ValueError) as error:
+        raise BadInput(f"cannot join the other processes ({', '.join(PROCESS_ENV)}): "
+                       f"{first_line(error)}") from None
+
+
+def barrier(name):
+    """Wait until every process of a multi-process run gets here (no-op otherwise)."""
+    if "jax" not in sys.modules:
+        return
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def agree(value):
+    """Process 0's integer ``value``, on every process (no-op in a single process)."""
+    if "jax" not in sys.modules:
+        return value
+    import jax
+
+    if jax.process_count() == 1:
+        return value
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int64(value)))
+
+
+@contextmanager
+def plain_float32():
+    """Build models here that are float32 and on no distribution: the model.keras a run
+    writes is the same whatever precision and distribution trained it."""
+    import keras
+
+    policy, distribution = keras.config.dtype_policy(), keras.distribution.distribution()
+    keras.config.set_dtype_policy("float32")
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(policy)
+        keras.distribution.set_distribution(distribution)

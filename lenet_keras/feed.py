@@ -1,0 +1,118 @@
+"""Backend-neutral input: in-memory arrays fed as a ``keras.utils.PyDataset``.
+
+The JAX and torch backends train from here, so a host without TensorFlow (many GPU hosts
+have JAX only) trains on every local source: the embedded sample, .npz, IDX folders and
+image folders. It does what ``data.array_pipeline`` does with tf.data: a new seeded
+permutation every epoch, full training batches only (unless one partial batch is all
+there is), float32 pixels 0..255, and the same Keras augmentation layers, run by the
+backend itself.
+
+For a data-parallel run every process builds the same global batches and keeps its own
+share (``shard``), so each process reads only the images it trains on and the global
+batch is still ``--batch-size``.
+
+    >>> batches = ArrayBatches(x, y, 128, training=True, seed=42)
+    >>> images, labels = batches[0]            # float32 [128,H,W,C], int64 [128]
+"""
+
+import numpy as np
+
+from lenet_keras.data import DatasetBundle, _augmenter
+from lenet_keras.quiet import import_keras
+
+keras = import_keras()
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """Batches of (float32 images, int64 labels) over uint8 arrays.
+
+    Args:
+        x, y: uint8 images [N,H,W,C] and int64 labels [N].
+        batch_size: the global batch (all processes together).
+        training: reshuffle every epoch (seeded) and drop a ragged last batch.
+        augment: random shifts and zooms (and flips for RGB), as the tf.data pipeline.
+        seed: shuffling and augmentation seed.
+        shard: (index, count): this process's share of every global batch.
+        multiple: every batch holds a multiple of this many images (the number of
+            replicas: each device gets the same share). A ragged last batch of an
+            evaluation split is cut down to one, dropping fewer than ``multiple`` images.
+    """
+
+    def __init__(self, x, y, batch_size, *, training=False, augment=False, seed=42,
+                 shard=(0, 1), multiple=1):
+        super().__init__()
+        self.x, self.y = x, y
+        self.batch_size, self.training, self.seed = batch_size, training, seed
+        self.shard_index, self.shard_count = shard
+        self.multiple = multiple
+        self.epoch = 0
+        self.augmenter = _augmenter(x.shape[-1], seed) if training and augment else None
+        self._order = self._permutation()
+
+    def _permutation(self):
+        if not self.training:
+            return np.arange(len(self.x))
+        # One permutation per epoch, fixed by (seed, epoch): a resumed run replays them.
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+
+    def _bounds(self):
+        """(start, stop) of every global batch."""
+        count = len(self.x)
+        full = count // self.batch_size
+        bounds = [(i * self.batch_size, (i + 1) * self.batch_size) for i in range(full)]
+        rest = count - full * self.batch_size
+        if rest and (not self.training or not full):  # a ragged last batch
+            rest -= rest % self.multiple
+            if rest:
+                bounds.append((full * self.batch_size, full * self.batch_size + rest))
+        return bounds
+
+    def __len__(self):
+        return len(self._bounds())
+
+    def __getitem__(self, index):
+        start, stop = self._bounds()[index]
+        share = (stop - start) // self.shard_count
+        start += self.shard_index * share
+        indices = np.sort(self._order[start:start + share])  # sorted: faster gather
+        images = self.x[indices].astype(np.float32)
+        labels = self.y[indices]
+        if self.augmenter is not None:
+            images = keras.ops.convert_to_numpy(self.augmenter(images, training=True))
+        return images, labels
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = self._permutation()
+
+    @property
+    def num_images(self):
+        """Images per epoch, all processes together."""
+        return sum(stop - start for start, stop in self._bounds())
+
+
+def feed_bundle(prepared, *, batch_size=128, augment=False, seed=42, shard=(0, 1), multiple=1):
+    """PyDatasets over PreparedArrays: the DatasetBundle the JAX and torch backends use.
+
+    ``shard`` and ``multiple`` apply to training and validation, which run distributed;
+    the test split is whole: the final evaluation runs undistributed, in each process.
+    """
+
+    def batches(x, y, training=False):
+        return ArrayBatches(x, y, batch_size, training=training, augment=augment and training,
+                            seed=seed, shard=shard, multiple=multiple)
+
+    val = batches(prepared.x_val, prepared.y_val) if len(prepared.x_val) else None
+    return DatasetBundle(
+        name=prepared.name,
+        train=batches(prepared.x_train, prepared.y_train, training=True),
+        val=val,
+        test=ArrayBatches(prepared.x_test, prepared.y_test, batch_size),
+        class_names=prepared.class_names,
+        image_shape=prepared.image_shape,
+        num_train=len(prepared.x_train),
+        num_val=len(prepared.x_val),
+        num_test=len(prepared.x_test),
+        class_weight=prepared.class_weight,
+        skipped_files=prepared.skipped_files,
+    )
