@@ -32,7 +32,7 @@ import numpy as np
 
 from lenet_keras.errors import BadInput
 from lenet_keras.convert import (
-    TFLITE_FORMATS, convert_tflite, export_saved_model, stem_factor, tflite_filename, tflite_graph,
+    TFLITE_FORMATS, convert_tflite, export_saved_model, fold_plan, tflite_filename, tflite_graph,
 )
 from lenet_keras.quiet import import_keras, import_tensorflow
 from lenet_keras.runs import load_model
@@ -275,7 +275,7 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
 
     if formats:
         # The converter's sources: the same model with a static batch of one image and a
-        # space-to-depth first convolution (both for XNNPACK; see the module docstring).
+        # few-channel convolutions folded (both for XNNPACK; see convert.py).
         sources = Path(tempfile.mkdtemp(prefix="tflite-src-", dir=staging))
         try:
             calibration = None
@@ -283,16 +283,18 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
                 calibration, _ = dataset_arrays(bundle.train, calibration_samples)
             timers, graphs = {}, {}
             for kind in formats:
-                factor = stem_factor(model, kind)
-                if factor not in graphs:
-                    graph, used = tflite_graph(model, x_test[:256], factor)
-                    graphs[factor] = (sources / f"s2d{factor}", used)
-                    export_saved_model(graph, graphs[factor][0], batch_size=1)
-                source, used = graphs[factor]
+                plan = fold_plan(model, kind)
+                key = tuple(sorted(plan.items()))
+                if key not in graphs:
+                    graph, used = tflite_graph(model, x_test[:256], plan)
+                    graphs[key] = (sources / f"graph{len(graphs)}", used)
+                    export_saved_model(graph, graphs[key][0], batch_size=1)
+                source, used = graphs[key]
                 report_formats[kind], timers[kind] = _export_tflite(
                     kind, source, staging, calibration, x_test, y_test,
                     keras_probabilities, progress)
-                report_formats[kind]["space_to_depth"] = used
+                # {convolution: columns folded into channels}, see convert.fold_columns
+                report_formats[kind]["folded_columns"] = used
         finally:
             shutil.rmtree(sources, ignore_errors=True)
         log(f"timing {', '.join(formats)} (LiteRT, 1 thread)")

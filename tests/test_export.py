@@ -10,6 +10,8 @@ from lenet_keras.errors import BadInput
 from lenet_keras.convert import (
     TFLITE_FORMATS,
     parse_formats,
+    fold_columns,
+    fold_plan,
     space_to_depth_stem,
     stem_factor,
     tflite_filename,
@@ -152,7 +154,8 @@ def test_report_has_every_field_for_every_format(exported):
             assert entry["bytes"] == (out / entry["file"]).stat().st_size
             assert entry["runtime"] == "litert"
             assert entry["input"]["shape"] == [1, 28, 28, 1]
-            assert entry["space_to_depth"] == (7 if name == "int8" else 2)
+            assert entry["folded_columns"] == (
+                {"c1_conv": 7, "c3_conv": 2} if name == "int8" else {"c1_conv": 2})
     keras_accuracy = report["formats"]["keras"]["test_accuracy"]
     for entry in report["formats"].values():
         assert entry["accuracy_drop_pp"] == pytest.approx(
@@ -175,9 +178,9 @@ def test_drops_over_names_the_formats_past_the_gate():
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("factor", [2, 7])
+@pytest.mark.parametrize("kind", ["float32", "int8"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_space_to_depth_stem_computes_the_same_function(name, factor):
+def test_fold_columns_computes_the_same_function(name, kind):
     import keras
 
     model = build_model(name, (28, 28, 1), 10)
@@ -187,19 +190,27 @@ def test_space_to_depth_stem_computes_the_same_function(name, factor):
             layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape).astype("float32"))
             layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape)
                                          .astype("float32"))
-    rewritten = space_to_depth_stem(model, factor)
-    expected_rewrite = name in ("lenet5", "lenet5_mini", "lenet5_bn")
-    assert (rewritten is not model) == expected_rewrite
+    plan = fold_plan(model, kind)
+    rewritten = fold_columns(model, plan)
+    assert (rewritten is not model) == (name != "mlp")
     x = np.random.default_rng(1).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(rewritten(x), model(x), atol=1e-5)
-    if expected_rewrite:
-        assert rewritten.get_layer("s2d").output.shape[1:] == (28, 28 // factor, factor)
+    for conv, factor in plan.items():  # [H, W, C] read as [H, W/f, f*C]
+        height, width, channels = rewritten.get_layer(f"{conv}_fold").input.shape[1:]
+        assert rewritten.get_layer(f"{conv}_fold").output.shape[1:] == (
+            height, width // factor, factor * channels)
 
 
-def test_stem_factor_folds_pairs_for_float_and_up_to_8_channels_for_int8():
+def test_fold_plan_folds_c1_pairs_for_float_and_few_channel_convolutions_for_int8():
     gray, rgb = build_model("lenet5", (28, 28, 1), 10), build_model("lenet5", (32, 32, 3), 10)
+    assert [fold_plan(gray, kind) for kind in TFLITE_FORMATS] == [{"c1_conv": 2}] * 3 + [
+        {"c1_conv": 7, "c3_conv": 2}]  # 1 -> 7 and 6 -> 12 channels
+    assert [fold_plan(rgb, kind) for kind in TFLITE_FORMATS] == [{}] * 3 + [
+        {"c1_conv": 4, "c3_conv": 2}]  # widths 32 -> 28 and 14 -> 10: factors divide both
+    wide = build_model("lenet5_bn", (28, 28, 1), 10)  # C3 reads 32 channels: left alone
+    assert fold_plan(wide, "int8") == {"c1_conv": 7}
     assert [stem_factor(gray, kind) for kind in TFLITE_FORMATS] == [2, 2, 2, 7]
-    assert [stem_factor(rgb, kind) for kind in TFLITE_FORMATS] == [1, 1, 1, 2]
+    assert space_to_depth_stem(gray, 7).get_layer("c1_conv_fold").output.shape[1:] == (28, 4, 7)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -212,7 +223,7 @@ def test_every_registered_model_converts_with_builtin_ops_only(name, tmp_path):
     x = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
     for kind in ("float32", "int8"):
         source = tmp_path / kind
-        export_saved_model(space_to_depth_stem(model, stem_factor(model, kind)), source, 1)
+        export_saved_model(fold_columns(model, fold_plan(model, kind)), source, 1)
         content = convert_tflite(source, kind, lambda: ([image[None]] for image in x))
         runner = TFLiteModel(content)
         ops = {op["op_name"] for op in runner.interpreter._get_ops_details()}
