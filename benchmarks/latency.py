@@ -85,9 +85,12 @@ def layer_prefixes(graph):
     return prefixes
 
 
-def per_layer(model, calibration, images, rounds, number):
-    """Print the cumulative and per-layer single-image latency of the shipped graphs."""
-    from lenet_keras.convert import convert_tflite, export_saved_model, fold_columns, fold_plan
+def per_layer(model, calibration, images, rounds, number, variant="shipped"):
+    """Print the cumulative and per-layer single-image latency of the shipped graphs (or
+    of the ``stem`` variant: only the first convolution folded)."""
+    from lenet_keras.convert import (
+        convert_tflite, export_saved_model, fold_columns, fold_plan, space_to_depth_stem,
+        stem_factor)
     from lenet_keras.export import measure_latencies_us
     from lenet_keras.predict import TFLiteModel
 
@@ -98,7 +101,8 @@ def per_layer(model, calibration, images, rounds, number):
     calls = {}
     with tempfile.TemporaryDirectory() as workdir:
         for kind in ("float32", "int8"):
-            graph = fold_columns(model, fold_plan(model, kind))
+            graph = (fold_columns(model, fold_plan(model, kind)) if variant == "shipped"
+                     else space_to_depth_stem(model, stem_factor(model, kind)))
             for index, (name, prefix) in enumerate(layer_prefixes(graph)):
                 source = Path(workdir) / f"{kind}-{index}"
                 export_saved_model(prefix, source, batch_size=1)
@@ -120,8 +124,9 @@ def main(argv=None):
     parser.add_argument("--number", type=int, default=300, help="single-image calls per round")
     parser.add_argument("--calibration-samples", type=int, default=300)
     parser.add_argument("--json", default=None, help="also write the results to this file")
-    parser.add_argument("--per-layer", action="store_true",
-                        help="time every prefix of the shipped graphs instead (where the time goes)")
+    parser.add_argument("--per-layer", nargs="?", const="shipped", choices=("stem", "shipped"),
+                        help="time every prefix of the shipped (or stem-only) graphs instead: "
+                             "where the time goes")
     args = parser.parse_args(argv)
 
     from lenet_keras.export import dataset_arrays, measure_latencies_us
@@ -135,9 +140,10 @@ def main(argv=None):
     images, labels = dataset_arrays(bundle.test, 1000)
     calibration, _ = dataset_arrays(bundle.train, args.calibration_samples)
     if args.per_layer:
-        print(f"{run_dir} ({load_config(run_dir).model}, {bundle.name}); LiteRT 1 thread, "
-              f"fastest of {args.rounds} rounds x {args.number} single-image calls")
-        return per_layer(model, calibration, images, args.rounds, args.number)
+        print(f"{run_dir} ({load_config(run_dir).model}, {bundle.name}), {args.per_layer} "
+              f"graphs; LiteRT 1 thread, fastest of {args.rounds} rounds x {args.number} "
+              "single-image calls")
+        return per_layer(model, calibration, images, args.rounds, args.number, args.per_layer)
 
     with tempfile.TemporaryDirectory() as workdir:
         files = build_variants(model, calibration, workdir)

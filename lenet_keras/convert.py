@@ -60,14 +60,14 @@ def parse_formats(text):
     return tuple(f for f in TFLITE_FORMATS if f in names)
 
 
-def export_saved_model(model, path, batch_size=None):
+def export_saved_model(model, path, batch_size=None, dtype="float32"):
     """Keras 3 ``model.export`` to a SavedModel whose ``serve`` endpoint takes raw pixels.
 
     ``batch_size=None`` keeps the batch dynamic (serving); 1 fixes it (TFLite source).
     """
     keras = import_keras()
 
-    spec = keras.InputSpec(shape=(batch_size, *model.input_shape[1:]), dtype="float32")
+    spec = keras.InputSpec(shape=(batch_size, *model.input_shape[1:]), dtype=dtype)
     model.export(str(path), format="tf_saved_model", input_signature=[spec], verbose=False)
 
 
@@ -286,6 +286,31 @@ def tflite_graph(model, check_images, plan):
     difference = np.max(np.abs(np.asarray(model.predict(check_images, verbose=0))
                                - np.asarray(rewritten.predict(check_images, verbose=0))))
     return (rewritten, dict(plan)) if difference <= 1e-5 else (model, {})
+
+
+# ITU-R 601 luma, as PIL's "L" mode and data.to_grayscale (what predict feeds the model).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def rgb_uint8_graph(model):
+    """``model`` behind an RGB uint8 input, the input MediaPipe Tasks' ImageClassifier
+    feeds (it accepts 3- or 4-channel uint8 or float32 inputs only).
+
+    uint8 [H, W, 3] -> float32 -> for a 1-channel model, luma rounded to whole levels
+    (a 1x1 convolution and ROUND: the same pixels ``predict`` computes with
+    ``data.to_grayscale``) -> ``model`` -> probabilities.
+    """
+    keras = import_keras()
+
+    height, width, channels = model.input_shape[1:]
+    inputs = keras.Input((height, width, 3), dtype="uint8", name="image")
+    x = keras.ops.cast(inputs, "float32")
+    if channels == 1:
+        luma = keras.layers.Conv2D(1, 1, use_bias=False, name="luma")
+        x = luma(x)
+        luma.set_weights([np.array(LUMA_WEIGHTS, np.float32).reshape(1, 1, 3, 1)])
+        x = keras.ops.round(x)
+    return keras.Model(inputs, model(x), name=f"{model.name}_rgb_uint8")
 
 
 def _unsupported_ops(message):
