@@ -242,6 +242,35 @@ def compare_outputs(micro, reference):
     }
 
 
+def op_differences(content, images, arena_size=4 * 1024 * 1024):
+    """{op name: largest difference, in quantization steps, between TFLM's and LiteRT's
+    reference kernels in any output of that op}, every tensor kept on both sides."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_micro.python.tflite_micro import runtime
+
+    reference = Interpreter(model_content=bytes(content), num_threads=1,
+                            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                            experimental_preserve_all_tensors=True)
+    reference.allocate_tensors()
+    micro = runtime.Interpreter.from_bytes(
+        bytes(content), arena_size=arena_size,
+        intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    source = reference.get_input_details()[0]["index"]
+    worst = {}
+    for image in images:
+        reference.set_tensor(source, image[None])
+        reference.invoke()
+        micro.set_input(image[None], 0)
+        micro.invoke()
+        for op in reference._get_ops_details():
+            for tensor in op["outputs"]:
+                expected = reference.get_tensor(tensor).astype(np.int32)
+                got = np.asarray(micro.GetTensor(tensor, 0)["tensor_data"]).astype(np.int32)
+                step = int(np.abs(expected - got.reshape(expected.shape)).max())
+                worst[op["op_name"]] = max(worst.get(op["op_name"], 0), step)
+    return worst
+
+
 # ---------------------------------------------------------------------------------------
 # The export step
 # ---------------------------------------------------------------------------------------
@@ -266,6 +295,8 @@ def export_micro(content, out_dir, run_name, prepared_images, description=""):
     proposed = with_margin(arena)
     micro = tflm_outputs(content, arena, prepared_images)
     agreement = compare_outputs(micro, reference_outputs(content, prepared_images))
+    # Where they differ, op by op (on the first 100 images: every tensor is kept).
+    agreement["max_step_difference_by_op"] = op_differences(content, prepared_images[:100])
     runner = TFLiteModel(content)
     tensors = (f"input {runner.input_info['dtype']} {runner.input_info['shape']} "
                f"scale {runner.input_info['scale']:.6g} zero point "

@@ -53,7 +53,7 @@ def test_split(tiny_run):
 def test_export_writes_every_file_and_no_leftovers(exported, tiny_run):
     out, _ = exported
     names = {p.name for p in out.iterdir()}
-    assert names == {"saved_model", "labels.txt", "report.json",
+    assert names == {"saved_model", "labels.txt", "report.json", "model_mediapipe.tflite",
                      *(tflite_filename(kind) for kind in TFLITE_FORMATS)}
     assert (out / "labels.txt").read_text() == (tiny_run / "labels.txt").read_text()
     assert [p.name for p in out.parent.iterdir()] == ["tiny"]  # staging dir is gone
@@ -142,7 +142,7 @@ def test_every_format_round_trips_through_predict(exported, test_split, kind):
 def test_report_has_every_field_for_every_format(exported):
     out, report = exported
     assert json.loads((out / "report.json").read_text())["formats"].keys() == report["formats"].keys()
-    assert list(report["formats"]) == ["keras", "saved_model", *TFLITE_FORMATS]
+    assert list(report["formats"]) == ["keras", "saved_model", *TFLITE_FORMATS, "mediapipe"]
     assert report["num_test"] == 1000 and report["calibration_samples"] == 200
     assert report["model"] == "lenet5"
     for name, entry in report["formats"].items():
@@ -268,13 +268,15 @@ def test_cli_export_default_destination_and_subset(tiny_run, in_tmp, invoke):
     assert result.exit_code == 0, result.output + result.stderr
     out = in_tmp / "exports" / "tiny"
     assert sorted(p.name for p in out.iterdir()) == [
-        "labels.txt", "model_float32.tflite", "report.json", "saved_model"]
+        "labels.txt", "model_float32.tflite", "model_mediapipe.tflite", "report.json",
+        "saved_model"]
     assert "float32" in result.stdout and "saved_model" in result.stdout
     assert f"wrote {out.relative_to(in_tmp)}" in result.stdout
     # Exporting again replaces the previous export in place.
     again = invoke("export", "--run-dir", run)
     assert again.exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["labels.txt", "report.json", "saved_model"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "labels.txt", "model_mediapipe.tflite", "report.json", "saved_model"]
 
 
 def test_cli_max_drop_gate_exits_3_after_writing(tiny_run, in_tmp, monkeypatch, invoke):
