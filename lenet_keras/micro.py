@@ -8,8 +8,8 @@ Writes, next to model_int8.tflite::
     micro_ops.txt    the ops the file uses and a ready ``MicroMutableOpResolver<N>``
 
 The arena is measured, not estimated: TFLM's own interpreter (``tflite-micro``'s Python
-package, reference kernels) is built on arenas of shrinking size until it no longer
-allocates and runs; the smallest that ran is recorded, and the size the header proposes
+package, reference kernels) is built on arenas of different sizes (bisection) until the
+smallest in which it allocates and runs is found; that size is recorded, and the size the header proposes
 adds ARENA_MARGIN. The file's outputs under TFLM are then compared with LiteRT's
 reference kernels (``OpResolverType.BUILTIN_REF``: the same integer arithmetic TFLM
 ports) on test images.
@@ -18,6 +18,9 @@ ports) on test images.
 """
 
 import re
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +34,6 @@ OPS_FILENAME = "micro_ops.txt"
 # up to whole KiB.
 ARENA_MARGIN = 0.25
 ARENA_ROUND = 1024
-# Arena sizes tried during the search start here and double until one runs.
-ARENA_START = 4096
 # Test images compared between TFLM and LiteRT's reference kernels (both are slow:
 # reference kernels, one image at a time).
 DEFAULT_AGREEMENT_SAMPLES = 1000
@@ -164,35 +165,83 @@ def op_resolver_snippet(ops, symbol, arena_size):
 # ---------------------------------------------------------------------------------------
 
 
-def tflm_runs(content, arena_size, image):
-    """Whether TFLM allocates ``content`` in ``arena_size`` bytes and runs ``image``."""
-    from tflite_micro.python.tflite_micro import runtime
+# The search runs in a child process: TFLM's Python interpreter sometimes crashes
+# (SIGSEGV) instead of failing cleanly when an arena is far too small. The child prints
+# each size before and after trying it; when it dies, the size it was trying failed, and
+# a new child goes on from there.
+_SEARCH = """
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+model, image = open(sys.argv[1], "rb").read(), np.load(sys.argv[2])
+low, high, limit = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 
+def runs(size):
+    print("try", size, flush=True)
     try:
-        interpreter = runtime.Interpreter.from_bytes(bytes(content), arena_size=arena_size)
+        interpreter = runtime.Interpreter.from_bytes(model, arena_size=size)
         interpreter.set_input(image, 0)
         interpreter.invoke()
-        return True
+        ok = True
     except (RuntimeError, ValueError):
+        ok = False
+    print("ok" if ok else "fail", size, flush=True)
+    return ok
+
+while high is None or high <= 0:
+    size = max(2 * low, 4096)
+    if size > limit:
+        sys.exit(3)
+    if runs(size):
+        high = size
+    else:
+        low = size
+while high - low > 1:
+    middle = (low + high) // 2
+    if runs(middle):
+        high = middle
+    else:
+        low = middle
+"""
+ARENA_LIMIT = 64 * 1024 * 1024
+
+
+def smallest_arena(content, image, low=0, high=0):
+    """The smallest arena (bytes) in which TFLM allocates and runs ``content`` on
+    ``image`` ([1, H, W, C] in the input's dtype): doubling from 4 KiB until one runs,
+    then bisection. ``low`` is known to fail, ``high`` (if > 0) to run."""
+    with tempfile.TemporaryDirectory(prefix="tflm-arena-") as folder:
+        model_path, image_path = Path(folder) / "model.tflite", Path(folder) / "image.npy"
+        model_path.write_bytes(bytes(content))
+        np.save(image_path, np.asarray(image))
+        while True:
+            child = subprocess.run(
+                [sys.executable, "-c", _SEARCH, str(model_path), str(image_path), str(low),
+                 str(high), str(ARENA_LIMIT)], capture_output=True, text=True, timeout=600)
+            trying = None
+            for word, size in (line.split() for line in child.stdout.splitlines()):
+                size = int(size)
+                if word == "try":
+                    trying = size
+                elif word == "ok":
+                    high, trying = size, None
+                else:
+                    low, trying = size, None
+            if child.returncode == 0 and high - low <= 1 and high > 0:
+                return high
+            if trying is None:  # died between tries, or found nothing up to the limit
+                raise RuntimeError(f"TFLM did not run the model (exit {child.returncode}): "
+                                   f"{child.stderr.strip()[-300:]}")
+            low = trying  # it crashed on this size: too small
+
+
+def tflm_runs(content, arena_size, image):
+    """Whether TFLM allocates ``content`` in ``arena_size`` bytes and runs ``image``
+    (tried in a child process, see smallest_arena)."""
+    if arena_size < 2:
         return False
-
-
-def smallest_arena(content, image, start=ARENA_START):
-    """The smallest arena (bytes) in which TFLM allocates and runs the model: doubling
-    from ``start`` until one runs, then bisection."""
-    high = start
-    while not tflm_runs(content, high, image):
-        if high > 64 * 1024 * 1024:
-            raise RuntimeError("TFLM did not run the model with a 64 MiB arena")
-        high *= 2
-    low = 0  # an arena that fails (nothing fits in 0 bytes)
-    while high - low > 1:
-        middle = (low + high) // 2
-        if tflm_runs(content, middle, image):
-            high = middle
-        else:
-            low = middle
-    return high
+    # Between a failing size-1 and a running size+1 the search tries exactly ``size``.
+    return smallest_arena(content, image, arena_size - 1, arena_size + 1) == arena_size
 
 
 def with_margin(arena_size, margin=ARENA_MARGIN, step=ARENA_ROUND):
