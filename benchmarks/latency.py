@@ -92,7 +92,7 @@ def per_layer(model, calibration, images, rounds, number, variant="shipped"):
         convert_tflite, export_saved_model, fold_columns, fold_plan, space_to_depth_stem,
         stem_factor)
     from lenet_keras.export import measure_latencies_us
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
 
     def representative():
         for image in calibration:

@@ -434,9 +434,9 @@ def _export_mediapipe(model, sources, staging, x_test, y_test, keras_probabiliti
 def _export_micro(staging, run_dir, report, log):
     """model_int8 as a C array for TensorFlow Lite Micro, with its arena measured."""
     from lenet_keras.micro import DEFAULT_AGREEMENT_SAMPLES, export_micro
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
     from lenet_keras.runs import load_config
-    from lenet_keras.train import load_bundle
+    from lenet_keras.training import load_bundle
 
     content = (staging / tflite_filename("int8")).read_bytes()
     bundle = load_bundle(load_config(run_dir), augment=False)

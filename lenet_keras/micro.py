@@ -336,7 +336,7 @@ def export_micro(content, out_dir, run_name, prepared_images, description=""):
         prepared_images: test images already in the input's int8 dtype, [N, H, W, C].
         description: one line about the model for the header.
     """
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
 
     symbol = c_identifier(run_name)
     ops = model_ops(content)

@@ -17,9 +17,9 @@ ALL_TFLITE = [tflite_filename(kind) for kind in TFLITE_FORMATS] + ["model_mediap
 def test_images(micro_export):
     """1,000 test images of the run (raw 0-255 pixels) and the run's Keras predictions."""
     from lenet_keras.export import dataset_arrays
-    from lenet_keras.predict import load_predictor
+    from lenet_keras.predictors import load_predictor
     from lenet_keras.runs import load_config
-    from lenet_keras.train import load_bundle
+    from lenet_keras.training import load_bundle
 
     run_dir, _, _, _ = micro_export
     x, _ = dataset_arrays(load_bundle(load_config(run_dir), augment=False).test, 1000)
@@ -54,7 +54,7 @@ def test_every_tflite_carries_labels_and_normalization(micro_export, name):
 
 
 def test_metadata_leaves_the_model_unchanged_and_replaces_old_metadata(micro_export, test_images):
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
 
     _, out, _, _ = micro_export
     x, _ = test_images
@@ -67,7 +67,7 @@ def test_metadata_leaves_the_model_unchanged_and_replaces_old_metadata(micro_exp
 
 
 def test_predict_finds_the_labels_inside_a_lone_tflite(micro_export, tmp_path):
-    from lenet_keras.predict import load_predictor
+    from lenet_keras.predictors import load_predictor
 
     _, out, _, _ = micro_export
     lone = tmp_path / "model_int8.tflite"  # no labels.txt beside it

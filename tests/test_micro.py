@@ -14,9 +14,9 @@ from lenet_keras import micro
 def int8(micro_export):
     """(model_int8.tflite bytes, its test images prepared as int8, report's micro entry)."""
     from lenet_keras.export import dataset_arrays
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
     from lenet_keras.runs import load_config
-    from lenet_keras.train import load_bundle
+    from lenet_keras.training import load_bundle
 
     run_dir, out, report, _ = micro_export
     content = (out / "model_int8.tflite").read_bytes()
