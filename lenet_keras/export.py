@@ -299,7 +299,7 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
     # The converter's sources: the same model with a static batch of one image and
     # few-channel convolutions folded (both for XNNPACK; see convert.py).
     sources = Path(tempfile.mkdtemp(prefix="tflite-src-", dir=staging))
-    timers, runners = {}, []
+    timers, classifier = {}, None
     try:
         calibration = None
         if "int8" in formats:
@@ -319,9 +319,8 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
             # {convolution: columns folded into channels}, see convert.fold_columns
             report_formats[kind]["folded_columns"] = used
         # What MediaPipe Tasks' ImageClassifier loads as it is (RGB uint8 in, metadata).
-        report_formats["mediapipe"], classify, runner = _export_mediapipe(
+        report_formats["mediapipe"], classifier, classify = _export_mediapipe(
             model, sources, staging, x_test, y_test, keras_probabilities, progress, describe)
-        runners.append(runner)
         log(f"timing {', '.join([*timers, 'mediapipe'])} (LiteRT, 1 thread; MediaPipe "
             "ImageClassifier)")
         for kind, latency in measure_latencies_us(timers, number=latency_number).items():
@@ -331,8 +330,8 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
         report_formats["mediapipe"]["latency_us"] = measure_latency_us(classify,
                                                                        number=latency_number)
     finally:
-        for runner in runners:
-            runner.close()
+        if classifier is not None:
+            classifier.close()
         shutil.rmtree(sources, ignore_errors=True)
 
     for entry in report_formats.values():
@@ -404,7 +403,7 @@ def _export_mediapipe(model, sources, staging, x_test, y_test, keras_probabiliti
     """Write model_mediapipe.tflite (float32 inside, RGB uint8 input, float32 output,
     metadata) and evaluate it with MediaPipe's ImageClassifier on the test split.
 
-    Returns its report entry, a single-image call to time and the classifier to close.
+    Returns its report entry, the classifier (to close) and a single-image call to time.
     """
     from lenet_keras.metadata import MediaPipeClassifier
 
@@ -428,7 +427,7 @@ def _export_mediapipe(model, sources, staging, x_test, y_test, keras_probabiliti
                   "zero_point": 0},
         "output": _float_tensor([1, model.output_shape[-1]]),
     }
-    return entry, lambda: classifier.classify(next(images)), classifier
+    return entry, classifier, lambda: classifier.classify(next(images))
 
 
 def _export_micro(staging, run_dir, report, log):
@@ -470,13 +469,16 @@ def _tensor_text(info):
 def micro_text(entry):
     """The report's ``micro`` entry in two lines."""
     agreement = entry["tflm_vs_litert_reference"]
+    differing = {op: steps for op, steps in agreement["max_step_difference_by_op"].items()
+                 if steps}
+    where = ", ".join(f"{op} {steps}" for op, steps in differing.items()) or "none"
     return (f"TFLite Micro: flash {entry['flash_bytes']:,} B, arena {entry['arena_bytes']:,} B "
             f"measured ({entry['arena_bytes_proposed']:,} B proposed), "
             f"{len(entry['ops'])} ops: {', '.join(entry['ops'])}\n"
             f"TFLite Micro vs LiteRT reference kernels on {agreement['images']} test images: "
             f"top-1 {agreement['top1_agreement'] * 100:.2f}%, bit-exact "
             f"{agreement['bit_exact'] * 100:.1f}%, max {agreement['max_step_difference']} "
-            "quantization steps apart")
+            f"quantization steps apart (ops that differ: {where})")
 
 
 def format_table(report):
