@@ -237,13 +237,20 @@ class ReleaseGateFailed(click.ClickException):
 @click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
               metavar="PP", help="Exit 3 if any format's test accuracy is more than PP "
                                  "percentage points below the Keras model's.")
+@click.option("--micro", is_flag=True,
+              help="Also write model_int8.cc/.h (the int8 file as a C array) and "
+                   "micro_ops.txt for TensorFlow Lite Micro, with the arena measured "
+                   "(implies int8).")
 @click.option("--unsafe", is_flag=True,
               help="Allow a model.keras that holds Python code (only if you trust it).")
-def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, unsafe):
+def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, micro,
+                   unsafe):
     """SavedModel (+ TFLite) export with a verified report.json.
 
     Every format is checked against the run's own test split: accuracy, top-1 agreement
-    with the Keras model and single-image latency (LiteRT, 1 thread).
+    with the Keras model and single-image latency (LiteRT, 1 thread). Every .tflite
+    carries its labels as metadata; model_mediapipe.tflite loads in MediaPipe Tasks'
+    ImageClassifier as it is.
     """
     from lenet_keras.convert import TFLITE_FORMATS, parse_formats
     from lenet_keras.devices import require_tensorflow
@@ -256,7 +263,7 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
     from lenet_keras.export import drops_over, export_run, format_table
 
     report = export_run(run_dir, out, formats=formats, calibration_samples=calibration_samples,
-                        log=click.echo, safe_mode=not unsafe)
+                        log=click.echo, safe_mode=not unsafe, micro=micro)
     click.echo(format_table(report))
     click.echo(f"wrote {report['export_dir']}")
     failed = drops_over(report, max_drop)

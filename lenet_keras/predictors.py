@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lenet_keras.errors import BadInput, first_line
+from lenet_keras.metadata import embedded_labels
 from lenet_keras.quiet import import_tensorflow, native_output_captured
 
 TFLITE_SUFFIX = ".tflite"
@@ -81,7 +82,8 @@ class TFLiteModel:
 
     @property
     def quantized_input(self):
-        return self.input_dtype.kind in "iu"
+        # uint8 with no scale (model_mediapipe.tflite) is raw pixels, not quantized.
+        return self.input_dtype.kind in "iu" and self.input_info["scale"] != 0
 
     def prepare(self, images):
         """Raw pixels -> the input tensor's dtype (quantized for an integer input)."""
@@ -89,6 +91,8 @@ class TFLiteModel:
         if self.quantized_input:
             return quantize(images, self.input_dtype, self.input_info["scale"],
                             self.input_info["zero_point"])
+        if self.input_dtype.kind in "iu":
+            return quantize(images, self.input_dtype, 1.0, 0)
         return images.astype(self.input_dtype)
 
     def invoke(self, prepared):
@@ -195,7 +199,10 @@ def load_predictor(path, safe_mode=True):
         raise
     except Exception as error:  # noqa: BLE001  corrupt or foreign files fail in many ways
         raise BadInput(f"cannot load model '{path}': {type(error).__name__}: {first_line(error)}") from None
-    predictor.labels = find_labels(path)
+    # A .tflite written by export carries its labels (TFLite metadata); others use the
+    # labels.txt beside them.
+    embedded = embedded_labels(path.read_bytes()) if path.suffix == TFLITE_SUFFIX else None
+    predictor.labels = embedded or find_labels(path)
     return predictor
 
 
