@@ -73,7 +73,7 @@ ONE_STEP = textwrap.dedent("""
         model = build_model(name, (28, 28, 1), 10)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         loss = model.train_on_batch(x, y)
-        result[name] = [float(loss), list(model.predict(x[:2], verbose=0).shape)]
+        result[name] = [float(loss), list(model.output_shape)]
     print("@@" + json.dumps(result))
 """)
 
@@ -109,7 +109,7 @@ def test_every_model_trains_a_step_on_jax(jax_steps, name):
     assert jax_steps["backend"] == "jax"
     loss, shape = jax_steps[name]
     assert math.isfinite(loss) and loss > 0
-    assert shape == [2, 10]
+    assert shape == [None, 10]
 
 
 @requires_torch
@@ -118,7 +118,7 @@ def test_every_model_trains_a_step_on_torch(torch_steps, name):
     assert torch_steps["backend"] == "torch"
     loss, shape = torch_steps[name]
     assert math.isfinite(loss) and loss > 0
-    assert shape == [2, 10]
+    assert shape == [None, 10]
 
 
 # ---------------------------------------------------------------------------------------
@@ -126,6 +126,7 @@ def test_every_model_trains_a_step_on_torch(torch_steps, name):
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @requires_jax
 def test_jax_fit_writes_the_same_run_directory(small_npz, tmp_path):
     run_dir = tmp_path / "run"
