@@ -291,7 +291,8 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
 @click.option("--top-k", type=POSITIVE, default=1, show_default=True,
               help="Labels to print per image.")
 @click.option("--unsafe", is_flag=True,
-              help="Allow a model.keras that holds Python code (only if you trust it).")
+              help="Allow a model.keras that holds Python code, or a SavedModel with ops "
+                   "lenet-keras exports never use (only if you trust it).")
 def predict(images, model_path, top_k, unsafe):
     """Classify image files, one line each (`photo.jpg: hot_dog 0.97`).
 

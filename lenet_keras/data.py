@@ -480,10 +480,11 @@ def _read_class_folders(scan, root, class_names, size):
     return images, np.asarray(kept_labels, np.int64), grays, skipped, reasons
 
 
-def load_image_folder(folder, image_size=None, seed=42):
+def load_image_folder(folder, image_size=None, seed=42, test_fraction=FOLDER_TEST_FRACTION):
     """Arrays from a folder with one subfolder per class (optionally under train/ and
     test/). Unreadable files are skipped and listed in ``skipped_files``. Without a
-    test/ folder, a seeded stratified 20% of each class is held out for testing.
+    test/ folder, a seeded stratified ``test_fraction`` of each class is held out for
+    testing (0: every image in x_train, e.g. to evaluate on the whole folder).
     Grayscale sources (every image single-channel) come back with 1 channel."""
     size = image_size or DEFAULT_FOLDER_IMAGE_SIZE
     root = Path(folder)
@@ -513,15 +514,17 @@ def load_image_folder(folder, image_size=None, seed=42):
             scan, root / "test", class_names, size
         )
         grays, skipped, reasons = grays + test_grays, skipped + test_skipped, reasons + test_reasons
+    elif test_fraction > 0:
+        x, y, x_test, y_test = _stratified_split(x, y, test_fraction, seed)
     else:
-        x, y, x_test, y_test = _stratified_split(x, y, FOLDER_TEST_FRACTION, seed)
+        x_test, y_test = x[:0], y[:0]
     if len(x) == 0:
         found = f" ({len(skipped)} unreadable; {reasons[0]})" if skipped else ""
         raise BadInput(f"image folder '{folder}' holds no readable images{found}")
     empty = [n for i, n in enumerate(class_names) if not np.any(y == i)]
     if empty:
         raise BadInput(f"class folder(s) without readable images: {', '.join(empty)}")
-    if len(x_test) == 0:
+    if len(x_test) == 0 and (test_layout or test_fraction > 0):
         where = (f"'{root / 'test'}' holds no readable images" if test_layout else
                  "no class has the 2 images it needs to hold one out for testing")
         raise BadInput(f"image folder '{folder}' gives no test images: {where}")

@@ -132,14 +132,13 @@ def _whole_folder(source, config, input_shape):
     """A folder of class subfolders, every image as test data: (dataset, count, names,
     skipped files)."""
     from lenet_keras.data import (
-        array_pipeline, binary_class_names, load_arrays, positive_class_index, to_grayscale,
-        to_rgb,
+        array_pipeline, binary_class_names, load_image_folder, positive_class_index,
+        to_grayscale, to_rgb,
     )
 
     height, _, channels = input_shape
-    arrays = load_arrays(source, image_size=height, seed=config.seed)
-    x = np.concatenate([arrays.x_train, arrays.x_test])
-    y = np.concatenate([arrays.y_train, arrays.y_test])
+    arrays = load_image_folder(source, image_size=height, seed=config.seed, test_fraction=0)
+    x, y = arrays.x_train, arrays.y_train
     x = to_grayscale(x) if channels == 1 else to_rgb(x)
     class_names = arrays.class_names
     if config.positive_class is not None:

@@ -60,12 +60,14 @@ def check_output_dir(path, option="--run-dir", longest=LONGEST_RUN_FILE):
     existing = absolute
     while not existing.exists():
         if existing.is_symlink():  # a dangling link: mkdir would fail on it
-            raise BadInput(f"{option} '{path}': '{existing}' is a broken symbolic link")
+            raise BadInput(f"cannot write {option} '{path}': '{existing}' is a broken "
+                           "symbolic link")
         existing = existing.parent
     if not existing.is_dir():
-        raise BadInput(f"{option} '{path}': '{existing}' is a file, not a folder")
+        raise BadInput(f"cannot write {option} '{path}': '{existing}' is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise BadInput(f"{option} '{path}': cannot write in '{existing}' (permission denied)")
+        raise BadInput(f"cannot write {option} '{path}': '{existing}' is not writable "
+                       "(permission denied)")
     return path
 
 

@@ -580,7 +580,7 @@ def test_repeated_ctrl_c_at_random_moments_always_resumes(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "data.npz", x_train=pixels(80), y_train=rng.integers(0, 2, 80),
              x_test=pixels(16, seed=1), y_test=np.arange(16) % 2)
-    epochs = 60
+    epochs = 14
     command = [sys.executable, "-m", "lenet_keras", "fit", "--dataset", str(tmp_path / "data.npz"),
                "--model", "lenet5_mini", "--epochs", str(epochs), "--batch-size", "16",
                "--run-dir", str(tmp_path / "run")]
@@ -592,12 +592,13 @@ def test_repeated_ctrl_c_at_random_moments_always_resumes(tmp_path):
         process = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 300
-        # Interrupt once this process has finished an epoch of its own, at a random moment.
+        # Interrupt at a random moment soon after this process logs an epoch: while the
+        # best model and the resume state are being saved, or in the next epoch.
         while process.poll() is None and len(read_history(tmp_path / "run")) <= done_before:
             assert time.time() < deadline, "no epoch finished in 300 s"
-            time.sleep(0.02)
+            time.sleep(0.005)
         if process.poll() is None:
-            time.sleep(chooser.uniform(0, 0.4))
+            time.sleep(chooser.uniform(0, 0.25))
             process.send_signal(signal.SIGINT)
         _, errors = process.communicate(timeout=300)
         assert process.returncode in (0, 130), f"rerun {interrupts} failed: {errors[-2000:]}"
@@ -774,10 +775,10 @@ def test_evaluate_reports_the_corrupt_files_it_skipped(tiny_run, tmp_path, invok
     arrays = load_arrays(None)
     folder = tmp_path / "photos"
     for label, name in enumerate(read_labels(run)):
-        for i in np.flatnonzero(arrays.y_test == label)[:2]:
+        for i in np.flatnonzero(arrays.y_test == label)[:1 if name == "bag" else 2]:
             png(folder / name / f"{i}.png", arrays.x_test[i, :, :, 0])
     (folder / "bag" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     result = invoke("evaluate", "--run-dir", run, "--dataset", folder)
     assert result.exit_code == 0, result.output
     assert "skipped 1 unreadable file(s): " in result.output and "broken.png" in result.output
-    assert "on 20 images" in result.output
+    assert "on 19 images" in result.output  # the whole folder: one bag is enough
