@@ -357,7 +357,9 @@ def open_image(source, height, width, name=None):
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         if isinstance(error, BadInput):
             raise
-        raise BadInput(f"cannot read {name}: {first_line(error, 120)}") from None
+        # PIL's "cannot identify image file <...>" says no more than the first words.
+        reason = "" if "cannot identify" in str(error) else f" ({first_line(error, 100)})"
+        raise BadInput(f"cannot read {name}: not a readable image file{reason}") from None
 
 
 def read_image(source, height, width):

@@ -785,3 +785,14 @@ def test_evaluate_reports_the_corrupt_files_it_skipped(tiny_run, tmp_path, invok
     assert result.exit_code == 0, result.output
     assert "skipped 1 unreadable file(s): " in result.output and "broken.png" in result.output
     assert "on 19 images" in result.output  # the whole folder: one bag is enough
+
+
+def test_labels_inside_a_tflite_are_read_no_further_than_a_megabyte():
+    from lenet_keras.errors import BadInput
+    from lenet_keras.metadata import embedded_labels
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("labels.txt", b"a\n" * (4 << 20))  # 8 MB inflated, ~8 kB stored
+    with pytest.raises(BadInput, match="larger than 1,000,000 bytes"):
+        embedded_labels(b"TFL3" + bytes(60) + buffer.getvalue())
