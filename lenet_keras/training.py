@@ -280,13 +280,13 @@ def check_run_dir(config, run_dir, overwrite=False):
     previous = runs.load_config(run_dir)
     if runs.is_finished(run_dir):
         raise RunFinished(run_dir, runs.read_metrics(run_dir))
+    runs.read_history(run_dir)  # a damaged history.csv fails now, not after TensorFlow loads
     if _comparable(previous) != _comparable(config):
         changed = [k for k, v in _comparable(config).items() if _comparable(previous).get(k) != v]
         raise BadInput(
             f"'{run_dir}' holds an unfinished run with other options ({', '.join(changed)}); "
             "rerun the same command to resume, or pass --overwrite to start again"
         )
-    runs.read_history(run_dir)  # a damaged history.csv fails now, not after TensorFlow loads
     return previous  # resume: keep the original creation time
 
 
