@@ -270,7 +270,6 @@ def test_cli_export_default_destination_and_subset(tiny_run, in_tmp, invoke):
     assert result.exit_code == 0, result.output + result.stderr
     out = in_tmp / "exports" / "tiny"
     assert sorted(p.name for p in out.iterdir()) == [
-    assert sorted(p.name for p in out.iterdir()) == [
         MARKER, "labels.txt", "model_float32.tflite", "model_mediapipe.tflite", "report.json",
         "saved_model"]
     assert "float32" in result.stdout and "saved_model" in result.stdout

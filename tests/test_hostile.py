@@ -3,8 +3,10 @@ an attacker) would, and must cost one line ``Error: ...``, exit 2, no traceback,
 nothing written anywhere in the case's folder. The time each refusal took is printed in
 a summary at the end (no threshold beyond a generous sanity bound).
 
-Most refusals happen before TensorFlow is imported (a fraction of a second); the few
-that need a trained model share one run (the ``tiny_run`` fixture) and copy it.
+Refusals that need no model must happen before TensorFlow is imported (a fraction of
+a second): those cases run with a ``tensorflow`` package on the path that fails to
+import. The few that need a trained model share one run (the ``tiny_run`` fixture)
+and copy it.
 """
 
 import gzip
@@ -531,6 +533,17 @@ def timing_summary(request):
         print("\n" + "\n".join(lines))
 
 
+@pytest.fixture(scope="module")
+def without_tensorflow(tmp_path_factory):
+    """PYTHONPATH under which ``import tensorflow`` fails loudly: the refusals that need
+    no model must come before TensorFlow (and Keras, which imports it) loads."""
+    guard = tmp_path_factory.mktemp("guard")
+    (guard / "tensorflow").mkdir()
+    (guard / "tensorflow" / "__init__.py").write_text(
+        'raise ImportError("TensorFlow was imported before the input was refused")\n')
+    return {"PYTHONPATH": f"{guard}{os.pathsep}{Path(__file__).resolve().parents[1]}"}
+
+
 @pytest.mark.parametrize("case", ONE_LINE_CASES, ids=[c.id for c in ONE_LINE_CASES])
 def test_hostile_input_costs_one_line_exit_2_and_writes_nothing(case, tmp_path, run_cli, request):
     root = tmp_path / "case"
@@ -547,7 +560,9 @@ def test_hostile_input_costs_one_line_exit_2_and_writes_nothing(case, tmp_path, 
     before = snapshot(root)
 
     started = time.perf_counter()
-    result = run_cli(*args, cwd=root, timeout=SANITY_SECONDS * 5)
+    needs_tensorflow = case.needs_run or case.copy_fixture
+    env = None if needs_tensorflow else request.getfixturevalue("without_tensorflow")
+    result = run_cli(*args, cwd=root, timeout=SANITY_SECONDS * 5, env=env)
     TIMINGS[case.id] = elapsed = time.perf_counter() - started
 
     output = (result.stdout + result.stderr).strip().splitlines()
