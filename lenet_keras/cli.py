@@ -14,6 +14,7 @@ the checks that need none, so `--help` and most mistakes cost a fraction of a se
 import os
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -31,11 +32,17 @@ class OneLineErrors(click.Group):
         debug = "--debug" in args
         if debug:
             os.environ[DEBUG_ENV] = "1"  # lenet_keras.quiet shows native output too
+        else:  # numpy, PIL, Keras warnings would break the one-line promise
+            warnings.simplefilter("ignore")
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.Exit as done:
             sys.exit(done.exit_code)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as abort:
+            if isinstance(abort.__cause__, EOFError):  # click turns EOFError into Abort
+                click.echo(f"Internal error: EOFError: {first_line(abort.__cause__)} "
+                           "(rerun with --debug for the traceback)", err=True)
+                sys.exit(1)
             click.echo("Aborted.", err=True)
             sys.exit(130)
         except click.ClickException as error:
@@ -181,6 +188,10 @@ def evaluate(run_dir, dataset, unsafe):
 
         source_kind(dataset)  # a missing path fails here, before the model is loaded
     result = evaluate_run(resolve_run_dir(run_dir), dataset, safe_mode=not unsafe)
+    if result.skipped_files:
+        shown = ", ".join(result.skipped_files[:5])
+        click.echo(f"skipped {len(result.skipped_files)} unreadable file(s): {shown}"
+                   + (" ..." if len(result.skipped_files) > 5 else ""))
     click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
                f"on {len(result.labels)} images of {result.dataset_name}")
     click.echo(format_class_table(result.class_names, result.confusion))
@@ -280,7 +291,8 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
 @click.option("--top-k", type=POSITIVE, default=1, show_default=True,
               help="Labels to print per image.")
 @click.option("--unsafe", is_flag=True,
-              help="Allow a model.keras that holds Python code (only if you trust it).")
+              help="Allow a model.keras that holds Python code, or a SavedModel with ops "
+                   "lenet-keras exports never use (only if you trust it).")
 def predict(images, model_path, top_k, unsafe):
     """Classify image files, one line each (`photo.jpg: hot_dog 0.97`).
 

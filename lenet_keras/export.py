@@ -27,6 +27,7 @@ a phone app needs the one file. How the .tflite files are made, and why: ``conve
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from lenet_keras.convert import (
 )
 from lenet_keras.metadata import add_metadata
 from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
-from lenet_keras.runs import load_model
+from lenet_keras.runs import load_model, read_labels
 
 EXPORTS_ROOT = Path("exports")
 # MediaPipe Tasks' ImageClassifier model (see _export_mediapipe).
@@ -69,22 +70,98 @@ def default_export_dir(run_dir, root=EXPORTS_ROOT):
 # ---------------------------------------------------------------------------------------
 
 
-def _is_replaceable(out):
-    """An existing destination may be replaced only if it is empty or a previous export
-    (never an arbitrary user folder)."""
-    if not out.exists():
-        return True
-    if not out.is_dir():
+# Written first into every export (and into its staging folder): the package replaces
+# or deletes only folders that hold it, and only when every entry in them is one it
+# wrote. A user's folder, even one holding a report.json or a saved_model/, is never
+# taken for an export.
+MARKER = ".lenet-keras-export.json"
+
+
+def _read_marker(folder):
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+        return marker if isinstance(marker, dict) and marker.get("package") == "lenet_keras" else None
+    except (OSError, ValueError):
+        return None
+
+
+def _foreign_entries(folder):
+    """Entries of ``folder`` the package did not write there (all of them when it holds
+    no marker)."""
+    marker = _read_marker(folder)
+    written = set(marker.get("files", [])) | {MARKER} if marker else {MARKER}
+    entries = sorted(entry.name for entry in folder.iterdir())
+    return entries if marker is None else [name for name in entries if name not in written]
+
+
+def check_destination(out):
+    """BadInput unless ``out`` may become an export: new, empty, or a previous export of
+    this package holding nothing else. Checked before the model is loaded."""
+    from lenet_keras.runs import check_output_dir
+
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BadInput(f"--out '{out}' exists and is not an export directory; choose another --out")
+    check_output_dir(out, option="--out", longest="saved_model/variables/variables.data-00000-of-00001")
+    if out.exists() and any(out.iterdir()):
+        marker, foreign = _read_marker(out), _foreign_entries(out)
+        if marker is None:
+            raise BadInput(f"--out '{out}' exists and is not an export directory (it holds "
+                           f"{', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, and no "
+                           f"{MARKER}); choose another --out")
+        if foreign:
+            raise BadInput(f"--out '{out}' is an export with files added to it "
+                           f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); "
+                           "move them or choose another --out")
+
+
+def _remove_stale_staging(out):
+    """Delete the ``.NAME.tmp-*`` / ``.NAME.old-*`` folders an interrupted export of ``out``
+    left beside it: only real folders (not links) holding the marker, whose process has
+    ended."""
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp-[A-Za-z0-9_]{{8}}|old-\d+)$")
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return
+    for folder in siblings:
+        if not pattern.match(folder.name) or folder.is_symlink() or not folder.is_dir():
+            continue
+        marker = _read_marker(folder)
+        # .tmp-: the staging folder of the process in its marker; .old-PID: a previous
+        # export that process PID was replacing.
+        owner = int(folder.name.rsplit("-", 1)[1]) if ".old-" in folder.name else marker and marker.get("pid")
+        if marker is None or _process_alive(owner):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid):
+    if not isinstance(pid, int) or pid <= 0:
         return False
-    return not any(out.iterdir()) or (out / "report.json").is_file() or (out / "saved_model").is_dir()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_marker(folder, files=()):
+    from lenet_keras import __version__
+
+    (folder / MARKER).write_text(json.dumps({
+        "package": "lenet_keras", "version": __version__, "pid": os.getpid(),
+        "files": sorted(files)}, indent=2) + "\n")
 
 
 def _make_staging_dir(out):
-    if out.exists() and not _is_replaceable(out):
-        raise BadInput(f"'{out}' exists and is not an export directory; choose another --out")
+    check_destination(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(out)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        _write_marker(staging)  # first: an interrupted export is recognisable as ours
     except OSError as error:
         raise BadInput(f"cannot write to '{out}': {error.strerror or error}") from None
     # mkdtemp makes the folder private (0700); an export is an ordinary folder.
@@ -96,6 +173,8 @@ def _make_staging_dir(out):
 
 def _publish(staging, out):
     """Move the finished staging directory to ``out``, replacing a previous export."""
+    _write_marker(staging, [entry.name for entry in staging.iterdir()])
+    check_destination(out)  # again: the user may have added files while we worked
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -210,7 +289,13 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
     formats = tuple(f for f in TFLITE_FORMATS if f in formats or (micro and f == "int8"))
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
+    check_destination(out)  # before the model loads: a user's folder costs one line
+    labels = read_labels(run_dir) if (run_dir / "labels.txt").exists() else None
     model = load_model(model_path, safe_mode=safe_mode)  # a corrupt model fails before anything is written
+    outputs = int(model.output_shape[-1])
+    if labels is not None and len(labels) != outputs:
+        raise BadInput(f"'{run_dir / 'labels.txt'}' lists {len(labels)} classes but the model "
+                       f"has {outputs} outputs")
     missing_parents = [p for p in out.parents if not p.exists()]
     staging = _make_staging_dir(out)  # fails early on an unwritable destination
     try:

@@ -23,14 +23,19 @@ MediaPipe's ``MetadataPopulator`` does: pack with identifier ``M001`` and
 
 import io
 import zipfile
+import zlib
 
 import flatbuffers
 import numpy as np
+
+from lenet_keras.errors import BadInput
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 TFLITE_IDENTIFIER = b"TFL3"
 LABELS_FILE = "labels.txt"
+# 10,000 class names (checks.MAX_CLASSES) of up to 100 bytes each.
+MAX_LABELS_BYTES = 1_000_000
 # Every field written here (general info, image properties, normalization, stats, a
 # TENSOR_AXIS_LABELS file) exists since metadata schema 1.0.0; fields added later (input
 # process units 1.1.0, tensor groups 1.2.0, file versions 1.4.1, ...) are not used. This is
@@ -149,8 +154,18 @@ def embedded_labels(model_content):
     zip (no flatbuffer schema), so it is cheap enough for ``predict``."""
     try:
         with zipfile.ZipFile(io.BytesIO(bytes(model_content))) as archive:
-            return archive.read(LABELS_FILE).decode().splitlines()
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError):
+            # Read at most MAX_LABELS_BYTES: a crafted file's labels.txt could inflate
+            # to gigabytes.
+            with archive.open(LABELS_FILE) as member:
+                data = member.read(MAX_LABELS_BYTES + 1)
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error):
+        return None
+    if len(data) > MAX_LABELS_BYTES:
+        raise BadInput(f"the {LABELS_FILE} inside the model is larger than "
+                       f"{MAX_LABELS_BYTES:,} bytes; it is not this package's")
+    try:
+        return data.decode().splitlines()
+    except UnicodeDecodeError:
         return None
 
 

@@ -28,6 +28,9 @@ COLORS = (None, "grayscale", "rgb")
 MAX_IMAGE_SIZE = 1024
 # numpy and TensorFlow seeds are unsigned 32-bit.
 MAX_SEED = 2**32 - 1
+# Beyond these a value is a typo, not a plan (and 2**40 overflows TensorFlow's int32 shapes).
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
 
 
 @dataclass
@@ -94,6 +97,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BadInput(f"{name} must be a positive integer, got {value!r}")
+        if self.epochs > MAX_EPOCHS or self.batch_size > MAX_BATCH_SIZE:
+            name, value, bound = (("epochs", self.epochs, MAX_EPOCHS) if self.epochs > MAX_EPOCHS
+                                  else ("batch_size", self.batch_size, MAX_BATCH_SIZE))
+            raise BadInput(f"{name} must be at most {bound:,}, got {value:,}")
         if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
             raise BadInput(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
@@ -263,7 +270,7 @@ def check_run_dir(config, run_dir, overwrite=False):
     New or empty directory: train. Finished run: RunFinished unless overwrite. Unfinished
     run: resume, but only with the same config. Anything else: refuse, never clobber.
     """
-    run_dir = Path(run_dir)
+    run_dir = runs.check_output_dir(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise BadInput(f"'{run_dir}' is a file, not a run directory; choose another --run-dir")
     if not run_dir.exists() or not any(run_dir.iterdir()) or overwrite and runs.is_run_dir(run_dir):
@@ -273,6 +280,7 @@ def check_run_dir(config, run_dir, overwrite=False):
     previous = runs.load_config(run_dir)
     if runs.is_finished(run_dir):
         raise RunFinished(run_dir, runs.read_metrics(run_dir))
+    runs.read_history(run_dir)  # a damaged history.csv fails now, not after TensorFlow loads
     if _comparable(previous) != _comparable(config):
         changed = [k for k, v in _comparable(config).items() if _comparable(previous).get(k) != v]
         raise BadInput(
@@ -391,7 +399,9 @@ def _callbacks(config, run_dir, monitor, twin=None, log=print, restore_from=None
     """(callbacks for fit, the timer, the best-model checkpoint), in the order they must run."""
     keras = import_keras()
 
-    from lenet_keras.callbacks import BestModelCheckpoint, HistoryCSV, RestoreOnly, TrainingTimer
+    from lenet_keras.callbacks import (
+        BestModelCheckpoint, HistoryCSV, RestoreOnly, ResumeState, TrainingTimer,
+    )
     from lenet_keras.devices import tensorflow_available
 
     timer = TrainingTimer(config.batch_size)
@@ -407,10 +417,9 @@ def _callbacks(config, run_dir, monitor, twin=None, log=print, restore_from=None
         checkpoint,
         *restore,
         # Kept until metrics.json exists (deleted below), so a kill during the final
-        # evaluation resumes with nothing left to train. double_checkpoint survives a
-        # kill in the middle of writing the backup itself.
-        keras.callbacks.BackupAndRestore(
-            str(run_dir / "backup"), delete_checkpoint=False, double_checkpoint=True),
+        # evaluation resumes with nothing left to train. Written atomically, so a kill
+        # (even Ctrl-C) while it is written leaves the previous state to resume from.
+        ResumeState(run_dir / "backup"),
     ]
     if tensorflow_available():  # Keras writes TensorBoard logs with tf.summary
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),

@@ -16,7 +16,7 @@ from lenet_keras.convert import (
     stem_factor,
     tflite_filename,
 )
-from lenet_keras.export import drops_over, export_run
+from lenet_keras.export import MARKER, drops_over, export_run
 from lenet_keras.models import MODELS, build_model
 
 ENTRY_FIELDS = {"file", "bytes", "test_accuracy", "accuracy_drop_pp", "agreement", "max_abs_diff",
@@ -53,7 +53,7 @@ def test_split(tiny_run):
 def test_export_writes_every_file_and_no_leftovers(exported, tiny_run):
     out, _ = exported
     names = {p.name for p in out.iterdir()}
-    assert names == {"saved_model", "labels.txt", "report.json", "model_mediapipe.tflite",
+    assert names == {"saved_model", "labels.txt", "report.json", "model_mediapipe.tflite", MARKER,
                      *(tflite_filename(kind) for kind in TFLITE_FORMATS)}
     assert (out / "labels.txt").read_text() == (tiny_run / "labels.txt").read_text()
     assert [p.name for p in out.parent.iterdir()] == ["tiny"]  # staging dir is gone
@@ -250,7 +250,8 @@ def test_failed_export_leaves_nothing_and_keeps_the_previous_one(tiny_run, tmp_p
 
     out = tmp_path / "exports" / "run"
     out.mkdir(parents=True)
-    (out / "report.json").write_text("{}")  # a previous export
+    (out / "report.json").write_text("{}")  # a previous export (marked as one)
+    (out / MARKER).write_text(json.dumps({"package": "lenet_keras", "files": ["report.json"]}))
 
     def fail(*args, **kwargs):
         raise BadInput("converter exploded")
@@ -259,7 +260,7 @@ def test_failed_export_leaves_nothing_and_keeps_the_previous_one(tiny_run, tmp_p
     with pytest.raises(BadInput, match="converter exploded"):
         export_run(tiny_run, out, formats=("float32",), progress=False, log=lambda *_: None)
     assert [p.name for p in out.parent.iterdir()] == ["run"]
-    assert [p.name for p in out.iterdir()] == ["report.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "report.json"]
 
 
 def test_cli_export_default_destination_and_subset(tiny_run, in_tmp, invoke):
@@ -269,7 +270,7 @@ def test_cli_export_default_destination_and_subset(tiny_run, in_tmp, invoke):
     assert result.exit_code == 0, result.output + result.stderr
     out = in_tmp / "exports" / "tiny"
     assert sorted(p.name for p in out.iterdir()) == [
-        "labels.txt", "model_float32.tflite", "model_mediapipe.tflite", "report.json",
+        MARKER, "labels.txt", "model_float32.tflite", "model_mediapipe.tflite", "report.json",
         "saved_model"]
     assert "float32" in result.stdout and "saved_model" in result.stdout
     assert f"wrote {out.relative_to(in_tmp)}" in result.stdout
@@ -277,7 +278,7 @@ def test_cli_export_default_destination_and_subset(tiny_run, in_tmp, invoke):
     again = invoke("export", "--run-dir", run)
     assert again.exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "labels.txt", "model_mediapipe.tflite", "report.json", "saved_model"]
+        MARKER, "labels.txt", "model_mediapipe.tflite", "report.json", "saved_model"]
 
 
 def test_cli_max_drop_gate_exits_3_after_writing(tiny_run, in_tmp, monkeypatch, invoke):
