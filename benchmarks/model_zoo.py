@@ -34,14 +34,18 @@ FORMATS = "int8,float32"
 
 
 def cpu_name():
-    """The CPU model name from /proc/cpuinfo (or platform.processor())."""
+    """The CPU model name from /proc/cpuinfo, with the int8 extensions it reports."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+        return platform.processor() or "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines()
+                  if line.startswith("flags")), [])
+    extensions = [label for flag, label in [("amx_int8", "AMX"), ("avx512_vnni", "AVX512-VNNI")]
+                  if flag in flags]
+    return f"{name} with {', '.join(extensions)}" if extensions else name
 
 
 def run(command):
