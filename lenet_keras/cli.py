@@ -83,10 +83,10 @@ DEFAULTS = TrainConfig  # option defaults are the config's, so the two never dis
               help="Registry name; see `lenet-keras models`.")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True,
               help="Training epochs.")
-@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True,
-              help="Images per batch.")
-@click.option("--learning-rate", type=float, default=DEFAULTS.learning_rate, show_default=True,
-              help="Peak learning rate.")
+@click.option("--batch-size", type=int, default=None,
+              help=f"Images per batch.  [default: the model's, else {DEFAULTS.batch_size}]")
+@click.option("--learning-rate", type=float, default=None,
+              help=f"Peak learning rate.  [default: the model's, else {DEFAULTS.learning_rate}]")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=DEFAULTS.optimizer,
               show_default=True, help="Adam, or SGD with Nesterov momentum.")
 @click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=DEFAULTS.schedule,
@@ -101,7 +101,16 @@ DEFAULTS = TrainConfig  # option defaults are the config's, so the two never dis
               help="Convert images to 1 or 3 channels (default: as the dataset).")
 @click.option("--val-split", type=float, default=DEFAULTS.val_split, show_default=True,
               help="Fraction of training images held out for validation.")
-@click.option("--augment", is_flag=True, help="Random shifts and zooms (flips for RGB).")
+@click.option("--augment", type=click.Choice(["none", "shift", "flip", "shift+flip"]),
+              is_flag=False, flag_value="shift", default=None,
+              help="Training augmentation; bare --augment means shift: random shifts and "
+                   "zooms (flips for RGB).  [default: the model's, else none]")
+@click.option("--label-smoothing", type=float, default=None,
+              help="Label smoothing of the cross-entropy.  [default: the model's, else 0]")
+@click.option("--weight-decay", type=float, default=None,
+              help="Decoupled weight decay (AdamW).  [default: the model's, else 0]")
+@click.option("--warmup-epochs", type=int, default=None,
+              help="Linear learning-rate warm-up epochs.  [default: the model's, else 0]")
 @click.option("--positive-class", default=None, metavar="NAME",
               help="One-vs-rest binary task for this class (e.g. hot_dog).")
 @click.option("--early-stopping", type=int, default=DEFAULTS.early_stopping,
@@ -124,22 +133,25 @@ DEFAULTS = TrainConfig  # option defaults are the config's, so the two never dis
               help="Keras dtype policy; model.keras and exports stay float32.")
 @click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
 def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, schedule, seed,
-        run_dir, image_size, grayscale, val_split, augment, positive_class, early_stopping,
-        data_dir, manual_dir, jit_compile, backend, distribute, precision, overwrite):
+        run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
+        warmup_epochs, positive_class, early_stopping, data_dir, manual_dir, jit_compile,
+        backend, distribute, precision, overwrite):
     """Train a model and write a run directory (model.keras, history.csv, metrics.json).
 
     Rerun with the same --run-dir to resume an interrupted run.
     """
     from lenet_keras.training import RunFinished, train
 
-    config = TrainConfig(
-        model=model_name, dataset=dataset, epochs=epochs, batch_size=batch_size,
+    # Options left unset take the model's registry recipe, then TrainConfig's defaults.
+    config = TrainConfig.for_model(
+        model_name, dataset=dataset, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, optimizer=optimizer, schedule=schedule, seed=seed,
         val_split=val_split, image_size=image_size,
         color=None if grayscale is None else ("grayscale" if grayscale else "rgb"),
-        augment=augment, positive_class=positive_class, early_stopping=early_stopping,
-        data_dir=data_dir, manual_dir=manual_dir, jit_compile=jit_compile,
-        backend=backend, distribute=distribute, precision=precision,
+        augment=augment, label_smoothing=label_smoothing, weight_decay=weight_decay,
+        warmup_epochs=warmup_epochs, positive_class=positive_class,
+        early_stopping=early_stopping, data_dir=data_dir, manual_dir=manual_dir,
+        jit_compile=jit_compile, backend=backend, distribute=distribute, precision=precision,
     )
     try:
         metrics = train(config, run_dir, log=click.echo, overwrite=overwrite)
@@ -358,13 +370,15 @@ def models_command(input_shape, classes):
 
     import_keras()
     from lenet_keras.models import MODELS, count_params
-    click.echo(f"{'name':<16}{'params':>10}  description  (params at {input_shape}, {classes} classes)")
+    width = max(len(name) for name in MODELS) + 2
+    click.echo(f"{'name':<{width}}{'params':>10}  description  (params at {input_shape}, "
+               f"{classes} classes)")
     for name, spec in MODELS.items():
         try:
             params = f"{count_params(name, shape, classes):,}"
         except BadInput:
             params = "too small"
-        click.echo(f"{name:<16}{params:>10}  {spec.description}")
+        click.echo(f"{name:<{width}}{params:>10}  {spec.description}")
 
 
 @cli.command("datasets")

@@ -649,15 +649,26 @@ def balanced_class_weight(labels, num_classes):
 # ---------------------------------------------------------------------------------------
 
 
-def _augmenter(channels, seed):
-    """Small random shifts and zooms (and horizontal flips for photos), on whole batches."""
+AUGMENTATIONS = ("none", "shift", "flip", "shift+flip")
+
+
+def _augmenter(channels, seed, kind="shift"):
+    """Random augmentation of whole training batches.
+
+    kind: "shift" (or True) small shifts and zooms, plus horizontal flips for photos (3
+    channels); "flip" horizontal flips only; "shift+flip" both, for gray images too
+    (label-preserving for clothes, not for digits).
+    """
     keras = import_keras()
 
-    steps = [
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
-    ]
-    if channels == 3:
+    kind = "shift" if kind is True else kind
+    steps = []
+    if kind in ("shift", "shift+flip"):
+        steps += [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+        ]
+    if kind in ("flip", "shift+flip") or (kind == "shift" and channels == 3):
         steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
     return keras.Sequential(steps, name="augment")
 
@@ -709,8 +720,8 @@ def array_pipeline(x, y, batch_size, training=False, augment=False, seed=42):
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    if training and augment:
-        augmenter = _augmenter(x.shape[-1], seed)
+    if training and augment and augment != "none":
+        augmenter = _augmenter(x.shape[-1], seed, augment)
         dataset = dataset.map(
             lambda images, labels: (augmenter(images, training=True), labels),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -879,8 +890,8 @@ def _tfds_pipeline(builder, split, *, size, channels, label_map, batch_size, tra
         lambda images, labels: (tf.cast(images, tf.float32), labels),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    if training and augment:
-        augmenter = _augmenter(channels, seed)
+    if training and augment and augment != "none":
+        augmenter = _augmenter(channels, seed, augment)
         dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y),
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -970,7 +981,8 @@ def load_dataset(source=None, *, batch_size=128, image_size=None, color=None, va
         color: None (as the source), "grayscale" or "rgb".
         val_split: fraction of the training split held out for validation (seeded).
         seed: shuffling, validation split and augmentation seed.
-        augment: random shifts/zooms (and flips for RGB) on training batches.
+        augment: False/"none", True/"shift" (random shifts and zooms, and flips for
+            RGB), "flip" or "shift+flip" on training batches (see ``AUGMENTATIONS``).
         positive_class: a class name; turns the problem into one-vs-rest binary with
             balanced class weights.
         data_dir, manual_dir: TFDS data directory and manually downloaded archives.

@@ -193,7 +193,7 @@ def test_fold_columns_computes_the_same_function(name, kind):
                                          .astype("float32"))
     plan = fold_plan(model, kind)
     rewritten = fold_columns(model, plan)
-    assert (rewritten is not model) == (name != "mlp")
+    assert (rewritten is not model) == bool(plan)
     x = np.random.default_rng(1).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(rewritten(x), model(x), atol=1e-5)
     for conv, factor in plan.items():  # [H, W, C] read as [H, W/f, f*C]
@@ -222,14 +222,14 @@ def test_every_registered_model_converts_with_builtin_ops_only(name, tmp_path):
 
     model = build_model(name, (28, 28, 1), 10)
     x = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
-    for kind in ("float32", "int8"):
+    for kind in TFLITE_FORMATS:
         source = tmp_path / kind
         export_saved_model(fold_columns(model, fold_plan(model, kind)), source, 1)
         content = convert_tflite(source, kind, lambda: ([image[None]] for image in x))
         runner = TFLiteModel(content)
         ops = {op["op_name"] for op in runner.interpreter._get_ops_details()}
         assert not any(op.startswith("Flex") for op in ops), ops
-        tolerance = 1e-5 if kind == "float32" else 0.05
+        tolerance = {"float32": 1e-5, "float16": 1e-2}.get(kind, 0.05)
         np.testing.assert_allclose(runner.predict(x[:4]), model(x[:4]), atol=tolerance)
 
 
@@ -341,3 +341,42 @@ def test_bad_export_is_one_line_exit_2_and_writes_nothing(tiny_run, in_tmp, args
     assert result.stderr.startswith("Error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert sorted(p.relative_to(in_tmp) for p in in_tmp.rglob("*")) == before
+
+
+# Builtin int8 kernels a MobileNet may use; each has an XNNPACK int8 (QS8) implementation.
+MOBILENET_INT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX",
+                      "QUANTIZE", "RESHAPE"}
+
+
+@pytest.mark.parametrize("name", ["mobilenet_mini", "mobilenet_mini_050"])
+def test_mobilenet_int8_is_builtin_int8_ops_only_and_runs_in_xnnpack(name, tmp_path):
+    from lenet_keras.convert import convert_tflite, export_saved_model
+    from lenet_keras.predictors import TFLiteModel
+
+    model = build_model(name, (28, 28, 1), 10)
+    x = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
+    export_saved_model(model, tmp_path / "src", 1)
+    content = convert_tflite(tmp_path / "src", "int8", lambda: ([image[None]] for image in x))
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    plain = Interpreter(model_content=content, experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    ops = plain._get_ops_details()
+    assert {op["op_name"] for op in ops} <= MOBILENET_INT8_OPS
+    assert sum(op["op_name"] == "DEPTHWISE_CONV_2D" for op in ops) == 5
+    # Every op computes in int8: batch norm folded, ReLU6 fused, no float islands.
+    tensors = {t["index"]: t for t in plain.get_tensor_details()}
+    for op in ops:
+        if op["op_name"] != "QUANTIZE":
+            for index in op["outputs"]:
+                assert tensors[index]["dtype"] == np.int8, (op["op_name"], tensors[index]["name"])
+    # With LiteRT's default XNNPACK delegate everything up to the softmax is one delegated
+    # partition (XNNPACK has no int8 softmax; LiteRT's builtin kernel runs that last op).
+    interpreter = TFLiteModel(content).interpreter
+    details = interpreter._get_ops_details()
+    delegates = [op for op in details if op["op_name"] == "DELEGATE"]
+    (softmax,) = [op for op in details if op["op_name"] == "SOFTMAX"]
+    assert len(delegates) == 1
+    assert interpreter.get_input_details()[0]["index"] in delegates[0]["inputs"]
+    assert list(delegates[0]["outputs"]) == list(softmax["inputs"])
