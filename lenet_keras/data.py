@@ -442,10 +442,6 @@ class FolderScan:
         return sorted(paths)
 
 
-def _class_folders(root):
-    return [p.name for p in FolderScan(root).class_folders(root)]
-
-
 def _read_class_folders(scan, root, class_names, size):
     """Read every image under root/<class>/; returns (images, labels, grays, skipped
     paths, first skip reason)."""

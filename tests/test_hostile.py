@@ -811,3 +811,16 @@ def test_labels_inside_a_tflite_are_read_no_further_than_a_megabyte():
         archive.writestr("labels.txt", b"a\n" * (4 << 20))  # 8 MB inflated, ~8 kB stored
     with pytest.raises(BadInput, match="larger than 1,000,000 bytes"):
         embedded_labels(b"TFL3" + bytes(60) + buffer.getvalue())
+
+
+@pytest.mark.parametrize("name", __import__("lenet_keras.registry").registry.list_models())
+def test_every_registered_model_exports_a_saved_model_predict_accepts(name, tmp_path):
+    """The op allow-list covers every registry model (grayscale and RGB), so a new
+    variant cannot make its own exports need --unsafe."""
+    from lenet_keras.convert import export_saved_model
+    from lenet_keras.models import build_model
+    from lenet_keras.predictors import foreign_saved_model_ops
+
+    for channels in (1, 3):
+        export_saved_model(build_model(name, (32, 32, channels), 10), tmp_path / f"c{channels}")
+        assert foreign_saved_model_ops(tmp_path / f"c{channels}") == []
