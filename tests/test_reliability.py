@@ -83,7 +83,7 @@ def test_a_second_fit_on_a_locked_run_directory_is_refused(tmp_path):
 def test_resuming_with_other_options_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "config.json").write_text(TrainConfig(epochs=5).to_json())
+    (run_dir / "config.json").write_text(TrainConfig(epochs=5).resolved().to_json())
     with pytest.raises(BadInput, match="other options \\(epochs\\)"):
         train(TrainConfig(epochs=6), run_dir)
 
