@@ -10,6 +10,8 @@
 # EPOCHS=2 bash benchmarks/gpu_fit.sh is the quick check (it runs on a CPU too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# gpu_fit.py's PyTorch loop reads the data with the package's own reader.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 KERAS_BACKEND=jax  # there is no TensorFlow there
 OUT="${OUT:-gpu_fit_results}"
 mkdir -p "$OUT"

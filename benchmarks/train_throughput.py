@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from startup import BASELINE, COMMANDS, startup_seconds  # benchmarks/startup.py
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
 MARK = "@@bench "  # worker replies start with this; everything else is library noise
@@ -102,7 +104,7 @@ class PackageWorker:
         import keras
 
         from lenet_keras.callbacks import TrainingTimer
-        from lenet_keras.train import TrainConfig, build_for_config, load_bundle
+        from lenet_keras.training import TrainConfig, build_for_config, load_bundle
 
         from lenet_keras.devices import place
 
@@ -338,21 +340,6 @@ def paired_ratio(a, b):
 # ---------------------------------------------------------------------------------------
 
 
-def startup_seconds(repeats):
-    """Median wall time of `python cli.py --help` and of `python -c "import tensorflow"`."""
-    commands = {
-        "cli_help": [sys.executable, str(REPO / "cli.py"), "--help"],
-        "import_tensorflow": [sys.executable, "-c", "import tensorflow"],
-    }
-    times = {name: [] for name in commands}
-    for _ in range(repeats):  # alternate, so load changes hit both
-        for name, command in commands.items():
-            started = time.perf_counter()
-            subprocess.run(command, cwd=REPO, check=True, capture_output=True)
-            times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def training_seconds(epochs):
     """Seconds in training steps, the first (compiling) execution included."""
     return sum(r["step_seconds"] for r in epochs) + (epochs[0].get("compile_seconds") or 0.0)
@@ -450,9 +437,10 @@ def report_levers(args):
 def report(args):
     print(f"load average before: {load_average():.1f} on {os.cpu_count()} CPUs", flush=True)
     results = {"load_average_before": load_average()}
-    startup = startup_seconds(args.startup_repeats)
+    startup = startup_seconds(args.startup_repeats, {
+        "cli_help": COMMANDS["lenet-keras --help"], "import_tensorflow": COMMANDS[BASELINE]})
     results["startup"] = startup
-    print(f"start-up: cli.py --help {startup['cli_help']:.2f}s, import tensorflow "
+    print(f"start-up: lenet-keras --help {startup['cli_help']:.2f}s, import tensorflow "
           f"{startup['import_tensorflow']:.2f}s", flush=True)
 
     common = {"dataset": args.data, "model": args.model, "batch_size": args.batch_size}
@@ -535,7 +523,7 @@ def report(args):
     print(f"| pipeline / training consumption | **{pipeline_rate / rows['package']:.0f}x** |")
     for name, mb in peak.items():
         print(f"| peak memory (RSS), {name} worker | {mb:,.0f} MB |")
-    print(f"| `python cli.py --help` | {startup['cli_help']:.2f} s |")
+    print(f"| `lenet-keras --help` | {startup['cli_help']:.2f} s |")
     print(f"| `python -c \"import tensorflow\"` | {startup['import_tensorflow']:.2f} s |")
     print(f"| ratio --help / import tensorflow | "
           f"**{startup['cli_help'] / startup['import_tensorflow']:.2f}x** |")

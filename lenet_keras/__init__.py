@@ -9,10 +9,11 @@ Build, train, export and run a model in a few lines::
     lk.predict(["shirt.png"], "exports/lenet5/model_int8.tflite", top=3)
 
 Stages, one module each: ``registry`` (names) and ``models`` (Keras builders), ``data``
-(input pipelines), ``train`` (+ ``callbacks``, ``runs``: the run directory), ``convert``
-and ``export`` (SavedModel / TFLite), ``predict``, ``evaluate``, ``plots``, ``cli``.
+(input pipelines), ``training`` (+ ``callbacks``, ``runs``: the run directory), ``convert``
+and ``export`` (SavedModel / TFLite), ``predictors``, ``evaluate``, ``plots``, ``cli``.
 The names below are imported on first use, so ``import lenet_keras`` stays cheap (no
-TensorFlow until a function needs it).
+TensorFlow until a function needs it). The modules are named apart from the functions
+(``training``, ``predictors``), so ``lenet_keras.train`` is always the function.
 """
 
 import importlib
@@ -24,11 +25,11 @@ _API = {
     "build_model": ("lenet_keras.models", "build_model"),
     "list_models": ("lenet_keras.registry", "list_models"),
     "load_dataset": ("lenet_keras.data", "load_dataset"),
-    "TrainConfig": ("lenet_keras.train", "TrainConfig"),
-    "train": ("lenet_keras.train", "train"),
+    "TrainConfig": ("lenet_keras.training", "TrainConfig"),
+    "train": ("lenet_keras.training", "train"),
     "export_run": ("lenet_keras.export", "export_run"),
-    "load_predictor": ("lenet_keras.predict", "load_predictor"),
-    "predict": ("lenet_keras.predict", "predict_files"),
+    "load_predictor": ("lenet_keras.predictors", "load_predictor"),
+    "predict": ("lenet_keras.predictors", "predict_files"),
     "BadInput": ("lenet_keras.errors", "BadInput"),
 }
 __all__ = sorted(_API)

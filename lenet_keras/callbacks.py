@@ -1,11 +1,15 @@
 """Keras callbacks that keep a run directory current while ``fit`` runs.
 
-Backend-agnostic (keras ops only). ``train.py`` puts them in this order: history and the
+Backend-agnostic (keras ops only). ``training.py`` puts them in this order: history and the
 best model are saved before BackupAndRestore's backup, so a kill between the two makes
 the resumed run redo that epoch and rows never go missing.
 """
 
+import json
 import math
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,14 +90,104 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             saved.save(tmp)
 
 
-class RestoreOnly(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that restores and never writes: for a data-parallel process that
-    shares process 0's run directory (process 0 writes the backup)."""
+class ResumeState(keras.callbacks.Callback):
+    """The training state after every epoch (weights, optimizer state, epoch), restored
+    when a rerun of an interrupted ``fit`` begins; replaces Keras' BackupAndRestore.
 
-    def _save_model(self):
-        pass
+    Each state is a folder ``backup/epoch-NNNNNN/`` (``state.weights.h5`` and
+    ``state.json``) written under a temporary name, flushed to disk and renamed into
+    place, so an interruption at any moment leaves whole states only; the last two are
+    kept. On restore the newest state that loads wins, whatever the error with a newer
+    one. (BackupAndRestore overwrites ``latest.weights.h5`` in place: Ctrl-C while it is
+    written leaves a valid-looking, incomplete HDF5 that raises ValueError, and its
+    fallback to the ``.bkp`` copy covers OSError only, so every rerun failed.) States a
+    BackupAndRestore left (older runs) are read too.
+    """
 
-    def on_train_end(self, logs=None):
+    KEEP = 2
+    PREFIX = "epoch-"
+
+    def __init__(self, backup_dir):
+        super().__init__()
+        self.backup_dir = Path(backup_dir)
+        self.restored_epoch = 0
+
+    def _states(self):
+        """[(epoch, weights file), ...], newest first: ours, then BackupAndRestore's."""
+        states = []
+        if self.backup_dir.is_dir():
+            for folder in self.backup_dir.glob(f"{self.PREFIX}*"):
+                try:
+                    meta = json.loads((folder / "state.json").read_text())
+                    states.append((int(meta["epoch"]), folder / "state.weights.h5"))
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue  # not a whole state: ignored (and deleted on the next save)
+            for weights, meta in [("latest.weights.h5", "training_metadata.json"),
+                                  ("latest.weights.h5.bkp", "training_metadata.json.bkp")]:
+                try:
+                    epoch = int(json.loads((self.backup_dir / meta).read_text())["epoch"])
+                    states.append((epoch, self.backup_dir / weights))
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+        return sorted(states, key=lambda state: -state[0])
+
+    def on_train_begin(self, logs=None):
+        states = self._states()
+        if not states:
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        # A state that fails half-way may have overwritten some variables: put the fresh
+        # ones back before trying an older state (or training from scratch).
+        variables = list(self.model.variables) + list(optimizer.variables if optimizer else [])
+        fresh = [variable.numpy() for variable in variables]
+        for epoch, weights in states:
+            try:
+                self.model.load_weights(weights)
+            except Exception:  # noqa: BLE001  any damage: fall back to an older state
+                for variable, value in zip(variables, fresh):
+                    variable.assign(value)
+                continue
+            self.restored_epoch = epoch
+            # How Keras' own BackupAndRestore makes fit start at this epoch.
+            self.model._initial_epoch = epoch
+            return
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        final = self.backup_dir / f"{self.PREFIX}{epoch + 1:06d}"
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=self.backup_dir))
+        try:
+            self.model.save_weights(staging / "state.weights.h5")
+            (staging / "state.json").write_text(json.dumps({"epoch": epoch + 1}))
+            for file in staging.iterdir():
+                with open(file, "rb+") as handle:
+                    os.fsync(handle.fileno())
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._prune()
+
+    def _prune(self):
+        """Delete all but the newest KEEP states, stale temporary folders and the files
+        of a BackupAndRestore this run no longer needs."""
+        states = sorted(p.name for p in self.backup_dir.glob(f"{self.PREFIX}*"))
+        for name in states[:-self.KEEP]:
+            shutil.rmtree(self.backup_dir / name, ignore_errors=True)
+        for stale in self.backup_dir.glob(f".{self.PREFIX}*.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for name in ("latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
+                     "training_metadata.json.bkp"):
+            (self.backup_dir / name).unlink(missing_ok=True)
+
+
+class RestoreOnly(ResumeState):
+    """ResumeState that restores and never writes: for a data-parallel process that
+    shares process 0's run directory (process 0 writes the states)."""
+
+    def on_epoch_end(self, epoch, logs=None):
         pass
 
 

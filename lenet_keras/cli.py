@@ -14,12 +14,13 @@ the checks that need none, so `--help` and most mistakes cost a fraction of a se
 import os
 import sys
 import traceback
+import warnings
 
 import click
 
 from lenet_keras.errors import BadInput, first_line
 from lenet_keras.quiet import DEBUG_ENV
-from lenet_keras.train import TrainConfig
+from lenet_keras.training import TrainConfig
 
 
 class OneLineErrors(click.Group):
@@ -31,11 +32,17 @@ class OneLineErrors(click.Group):
         debug = "--debug" in args
         if debug:
             os.environ[DEBUG_ENV] = "1"  # lenet_keras.quiet shows native output too
+        else:  # numpy, PIL, Keras warnings would break the one-line promise
+            warnings.simplefilter("ignore")
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.Exit as done:
             sys.exit(done.exit_code)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as abort:
+            if isinstance(abort.__cause__, EOFError):  # click turns EOFError into Abort
+                click.echo(f"Internal error: EOFError: {first_line(abort.__cause__)} "
+                           "(rerun with --debug for the traceback)", err=True)
+                sys.exit(1)
             click.echo("Aborted.", err=True)
             sys.exit(130)
         except click.ClickException as error:
@@ -76,10 +83,10 @@ DEFAULTS = TrainConfig  # option defaults are the config's, so the two never dis
               help="Registry name; see `lenet-keras models`.")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True,
               help="Training epochs.")
-@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True,
-              help="Images per batch.")
-@click.option("--learning-rate", type=float, default=DEFAULTS.learning_rate, show_default=True,
-              help="Peak learning rate.")
+@click.option("--batch-size", type=int, default=None,
+              help=f"Images per batch.  [default: the model's, else {DEFAULTS.batch_size}]")
+@click.option("--learning-rate", type=float, default=None,
+              help=f"Peak learning rate.  [default: the model's, else {DEFAULTS.learning_rate}]")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=DEFAULTS.optimizer,
               show_default=True, help="Adam, or SGD with Nesterov momentum.")
 @click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=DEFAULTS.schedule,
@@ -94,7 +101,16 @@ DEFAULTS = TrainConfig  # option defaults are the config's, so the two never dis
               help="Convert images to 1 or 3 channels (default: as the dataset).")
 @click.option("--val-split", type=float, default=DEFAULTS.val_split, show_default=True,
               help="Fraction of training images held out for validation.")
-@click.option("--augment", is_flag=True, help="Random shifts and zooms (flips for RGB).")
+@click.option("--augment", type=click.Choice(["none", "shift", "flip", "shift+flip"]),
+              is_flag=False, flag_value="shift", default=None,
+              help="Training augmentation; bare --augment means shift: random shifts and "
+                   "zooms (flips for RGB).  [default: the model's, else none]")
+@click.option("--label-smoothing", type=float, default=None,
+              help="Label smoothing of the cross-entropy.  [default: the model's, else 0]")
+@click.option("--weight-decay", type=float, default=None,
+              help="Decoupled weight decay (AdamW).  [default: the model's, else 0]")
+@click.option("--warmup-epochs", type=int, default=None,
+              help="Linear learning-rate warm-up epochs.  [default: the model's, else 0]")
 @click.option("--positive-class", default=None, metavar="NAME",
               help="One-vs-rest binary task for this class (e.g. hot_dog).")
 @click.option("--early-stopping", type=int, default=DEFAULTS.early_stopping,
@@ -117,22 +133,25 @@ DEFAULTS = TrainConfig  # option defaults are the config's, so the two never dis
               help="Keras dtype policy; model.keras and exports stay float32.")
 @click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
 def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, schedule, seed,
-        run_dir, image_size, grayscale, val_split, augment, positive_class, early_stopping,
-        data_dir, manual_dir, jit_compile, backend, distribute, precision, overwrite):
+        run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
+        warmup_epochs, positive_class, early_stopping, data_dir, manual_dir, jit_compile,
+        backend, distribute, precision, overwrite):
     """Train a model and write a run directory (model.keras, history.csv, metrics.json).
 
     Rerun with the same --run-dir to resume an interrupted run.
     """
-    from lenet_keras.train import RunFinished, train
+    from lenet_keras.training import RunFinished, train
 
-    config = TrainConfig(
-        model=model_name, dataset=dataset, epochs=epochs, batch_size=batch_size,
+    # Options left unset take the model's registry recipe, then TrainConfig's defaults.
+    config = TrainConfig.for_model(
+        model_name, dataset=dataset, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, optimizer=optimizer, schedule=schedule, seed=seed,
         val_split=val_split, image_size=image_size,
         color=None if grayscale is None else ("grayscale" if grayscale else "rgb"),
-        augment=augment, positive_class=positive_class, early_stopping=early_stopping,
-        data_dir=data_dir, manual_dir=manual_dir, jit_compile=jit_compile,
-        backend=backend, distribute=distribute, precision=precision,
+        augment=augment, label_smoothing=label_smoothing, weight_decay=weight_decay,
+        warmup_epochs=warmup_epochs, positive_class=positive_class,
+        early_stopping=early_stopping, data_dir=data_dir, manual_dir=manual_dir,
+        jit_compile=jit_compile, backend=backend, distribute=distribute, precision=precision,
     )
     try:
         metrics = train(config, run_dir, log=click.echo, overwrite=overwrite)
@@ -142,13 +161,16 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
                    "pass --overwrite to train it again")
         return
     if metrics["run_dir"] is None:  # a data-parallel process that leaves writing to process 0
-        click.echo(f"process {metrics['process_id']} done ({metrics['train_seconds']:.0f} s, "
-                   f"{metrics['train_images_per_second']:.0f} images/s); process 0 writes the run")
+        click.echo(f"process {metrics['process_id']} done ({metrics['train_seconds']:.0f} s); "
+                   "process 0 writes the run")
         return
+    # The first graph execution (tracing) is not timed: a run of one execution has no rate.
+    speed = metrics["train_images_per_second"]
+    rate = f", {speed:.0f} images/s" if speed else ""
     click.echo(
         f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
-        f"after {metrics['epochs']} epochs ({metrics['train_seconds']:.0f} s, "
-        f"{metrics['train_images_per_second']:.0f} images/s) -> {metrics['run_dir']}"
+        f"after {metrics['epochs']} epochs ({metrics['train_seconds']:.0f} s{rate}) "
+        f"-> {metrics['run_dir']}"
     )
 
 
@@ -178,6 +200,10 @@ def evaluate(run_dir, dataset, unsafe):
 
         source_kind(dataset)  # a missing path fails here, before the model is loaded
     result = evaluate_run(resolve_run_dir(run_dir), dataset, safe_mode=not unsafe)
+    if result.skipped_files:
+        shown = ", ".join(result.skipped_files[:5])
+        click.echo(f"skipped {len(result.skipped_files)} unreadable file(s): {shown}"
+                   + (" ..." if len(result.skipped_files) > 5 else ""))
     click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
                f"on {len(result.labels)} images of {result.dataset_name}")
     click.echo(format_class_table(result.class_names, result.confusion))
@@ -234,13 +260,20 @@ class ReleaseGateFailed(click.ClickException):
 @click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
               metavar="PP", help="Exit 3 if any format's test accuracy is more than PP "
                                  "percentage points below the Keras model's.")
+@click.option("--micro", is_flag=True,
+              help="Also write model_int8.cc/.h (the int8 file as a C array) and "
+                   "micro_ops.txt for TensorFlow Lite Micro, with the arena measured "
+                   "(implies int8).")
 @click.option("--unsafe", is_flag=True,
               help="Allow a model.keras that holds Python code (only if you trust it).")
-def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, unsafe):
+def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, micro,
+                   unsafe):
     """SavedModel (+ TFLite) export with a verified report.json.
 
     Every format is checked against the run's own test split: accuracy, top-1 agreement
-    with the Keras model and single-image latency (LiteRT, 1 thread).
+    with the Keras model and single-image latency (LiteRT, 1 thread). Every .tflite
+    carries its labels as metadata; model_mediapipe.tflite loads in MediaPipe Tasks'
+    ImageClassifier as it is.
     """
     from lenet_keras.convert import TFLITE_FORMATS, parse_formats
     from lenet_keras.devices import require_tensorflow
@@ -253,7 +286,7 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
     from lenet_keras.export import drops_over, export_run, format_table
 
     report = export_run(run_dir, out, formats=formats, calibration_samples=calibration_samples,
-                        log=click.echo, safe_mode=not unsafe)
+                        log=click.echo, safe_mode=not unsafe, micro=micro)
     click.echo(format_table(report))
     click.echo(f"wrote {report['export_dir']}")
     failed = drops_over(report, max_drop)
@@ -270,14 +303,15 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
 @click.option("--top-k", type=POSITIVE, default=1, show_default=True,
               help="Labels to print per image.")
 @click.option("--unsafe", is_flag=True,
-              help="Allow a model.keras that holds Python code (only if you trust it).")
+              help="Allow a model.keras that holds Python code, or a SavedModel with ops "
+                   "lenet-keras exports never use (only if you trust it).")
 def predict(images, model_path, top_k, unsafe):
     """Classify image files, one line each (`photo.jpg: hot_dog 0.97`).
 
     Images are converted and resized to the model's input. Unreadable files get one error
     line each on stderr and make the exit code 2.
     """
-    from lenet_keras.predict import predict_files
+    from lenet_keras.predictors import predict_files
 
     failed = []
 
@@ -290,6 +324,30 @@ def predict(images, model_path, top_k, unsafe):
         click.echo(f"{path}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
     if failed:
         sys.exit(2)
+
+
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="A .tflite, .keras file or SavedModel directory (default: the latest "
+                   "export's int8 .tflite, else the latest run's model.keras).")
+@click.option("--export-dir", type=click.Path(), default=None,
+              help="Serve this export's int8 .tflite (or its best other file).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 shares it with your network).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--unsafe", is_flag=True,
+              help="Allow a model.keras that holds Python code (only if you trust it).")
+def serve(model_path, export_dir, host, port, unsafe):
+    """A web page and JSON API that classify your photos (Ctrl-C to stop).
+
+    Open the printed URL and choose, drop or take a photo; or
+    `curl -F file=@photo.jpg http://127.0.0.1:8000/api/predict`.
+    """
+    from lenet_keras.serve import run_server
+
+    run_server(model=model_path, export_dir=export_dir, host=host, port=port,
+               safe_mode=not unsafe, echo=click.echo)
 
 
 # ---------------------------------------------------------------------------------------
@@ -312,13 +370,15 @@ def models_command(input_shape, classes):
 
     import_keras()
     from lenet_keras.models import MODELS, count_params
-    click.echo(f"{'name':<16}{'params':>10}  description  (params at {input_shape}, {classes} classes)")
+    width = max(len(name) for name in MODELS) + 2
+    click.echo(f"{'name':<{width}}{'params':>10}  description  (params at {input_shape}, "
+               f"{classes} classes)")
     for name, spec in MODELS.items():
         try:
             params = f"{count_params(name, shape, classes):,}"
         except BadInput:
             params = "too small"
-        click.echo(f"{name:<16}{params:>10}  {spec.description}")
+        click.echo(f"{name:<{width}}{params:>10}  {spec.description}")
 
 
 @cli.command("datasets")

@@ -9,11 +9,13 @@ files fast. ``export.py`` stages, verifies and reports; this module only convert
   delegate partitions with the shape ops between them. With a static batch of 1 the
   whole network is one XNNPACK partition (int8: all but the int8 SOFTMAX, which stays
   on the builtin kernel).
-- The first convolution is rewritten space-to-depth (``space_to_depth_stem``): XNNPACK
-  runs a 1-channel int8 convolution much slower than float32 (LeNet-5's C1: 13 vs 8 us
-  on an AMD EPYC, 124 vs 18 us on an Intel Xeon with AMX; most of the int8 model's
-  time). Reading 7 columns as 7 channels makes int8 LeNet-5 2x (AMD) to 3.8x (Intel)
-  faster; float formats read pairs of columns (1.2-1.3x faster). Same arithmetic.
+- Convolutions over few channels are rewritten to read several columns as channels
+  (``fold_columns``): XNNPACK runs a 1-channel int8 convolution much slower than float32
+  (LeNet-5's C1: 13 vs 8 us on an AMD EPYC, 124 vs 18 us on an Intel Xeon with AMX; most
+  of the int8 model's time). Reading 7 columns as 7 channels makes int8 LeNet-5 2x (AMD)
+  to 3.8x (Intel) faster; folding C3's column pairs (6 -> 12 channels) makes it another
+  1.35x faster on the Intel Xeon; float formats fold pairs of C1's columns (1.2-1.3x
+  faster). Same arithmetic.
 - Rescaling (x/255) and the 28->32 zero padding are folded into that first convolution
   (its weights scaled, VALID padding on 32 becomes SAME on 28), so they cost nothing and
   the int8 input is raw pixels: scale 1, zero point -128.
@@ -30,14 +32,18 @@ from lenet_keras.errors import BadInput, first_line
 from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
 
 TFLITE_FORMATS = ("float32", "dynamic", "float16", "int8")
-# Space-to-depth of the first convolution (see space_to_depth_stem). lenet5 on
-# Fashion-MNIST, LiteRT 2.3, 1 thread, us per image for no rewrite / factor 2 / factor 7:
+# Column folding (see fold_columns). lenet5 on Fashion-MNIST, LiteRT 2.3, 1 thread, us per
+# image, folding only the first convolution: no rewrite / factor 2 / factor 7:
 #   AMD EPYC (AVX-512 VNNI):  float32 18.3 / 14.9 / 26.4    int8  17.8 / 9.3 / 8.6
 #   Intel Xeon (AMX):         float32 30.8 / 24.8 / 34.2    int8 147.5 / 67.3 / 38.4
-# Float formats fold column pairs of a 1-channel input; int8 folds as many columns as fit
-# in S2D_INT8_MAX_CHANNELS channels.
-S2D_FLOAT_FACTOR = 2
-S2D_INT8_MAX_CHANNELS = 8
+# With C1 folded by 7, int8 C3 (6 channels) still took 19 us against 8 us in float32 on
+# the Intel Xeon (AMX); folding its column pairs too (12 channels) brought int8 LeNet-5
+# from 1.16x to 0.85x float32's time there (benchmarks/latency.py). Larger factors cost
+# more zero weights (file size, and multiply-adds on CPUs without AMX).
+# Float formats fold column pairs of a 1-channel first convolution; int8 folds every
+# convolution by the largest factor that keeps it within FOLD_INT8_MAX_CHANNELS channels.
+FOLD_FLOAT_FACTOR = 2
+FOLD_INT8_MAX_CHANNELS = 12
 
 
 def tflite_filename(kind):
@@ -54,14 +60,14 @@ def parse_formats(text):
     return tuple(f for f in TFLITE_FORMATS if f in names)
 
 
-def export_saved_model(model, path, batch_size=None):
+def export_saved_model(model, path, batch_size=None, dtype="float32"):
     """Keras 3 ``model.export`` to a SavedModel whose ``serve`` endpoint takes raw pixels.
 
     ``batch_size=None`` keeps the batch dynamic (serving); 1 fixes it (TFLite source).
     """
     keras = import_keras()
 
-    spec = keras.InputSpec(shape=(batch_size, *model.input_shape[1:]), dtype="float32")
+    spec = keras.InputSpec(shape=(batch_size, *model.input_shape[1:]), dtype=dtype)
     model.export(str(path), format="tf_saved_model", input_signature=[spec], verbose=False)
 
 
@@ -79,123 +85,232 @@ def _linear_chain(model):
     return layers
 
 
+def _as_array(value):
+    return np.array(value.numpy() if hasattr(value, "numpy") else value, np.float32)
+
+
+def _conv_blocks(layers):
+    """Walk a chain's layers (after the Input) and yield ``(start, stop, block)``: layers
+    ``[start, stop)`` form one foldable convolution block, or ``block`` is None for a
+    layer that is kept as it is.
+
+    A block is ``[Rescaling] [ZeroPadding2D] Conv2D [BatchNormalization]`` with a plain
+    stride-1 convolution: the Rescaling (scalar, offset 0) and BatchNormalization fold
+    into the kernel and bias, the zero padding into the folded convolution's padding.
+    """
+    keras = import_keras()
+
+    index = 1
+    while index < len(layers):
+        at, scale, padding = index, 1.0, ((0, 0), (0, 0))
+        layer = layers[at]
+        if (isinstance(layer, keras.layers.Rescaling) and not np.ndim(layer.scale)
+                and not np.ndim(layer.offset) and float(layer.offset) == 0.0):
+            scale, at = float(layer.scale), at + 1
+        if at < len(layers) and isinstance(layers[at], keras.layers.ZeroPadding2D):
+            padding, at = layers[at].padding, at + 1
+        conv = layers[at] if at < len(layers) else None
+        if not _foldable_conv(conv):
+            yield index, index + 1, None
+            index += 1
+            continue
+        stop, norm = at + 1, None
+        if stop < len(layers) and isinstance(layers[stop], keras.layers.BatchNormalization):
+            norm = layers[stop]
+            if conv.activation is not keras.activations.linear or norm.axis not in (-1, 3, [-1], [3]):
+                yield index, index + 1, None
+                index += 1
+                continue
+            stop += 1
+        source = layers[index].input  # the tensor entering the block (before any padding)
+        yield index, stop, {"conv": conv, "scale": scale, "padding": padding, "norm": norm,
+                            "input_shape": tuple(source.shape[1:]),
+                            "output_width": int(conv.output.shape[2])}
+        index = stop
+
+
+def _foldable_conv(layer):
+    keras = import_keras()
+
+    return (type(layer) is keras.layers.Conv2D and layer.data_format == "channels_last"
+            and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1)
+            and layer.groups == 1)
+
+
+def fold_plan(model, kind):
+    """{convolution name: columns to fold} for one TFLite format (see ``fold_columns``).
+
+    float formats fold pairs of columns of a 1-channel first convolution; int8 folds every
+    stride-1 convolution, by the largest factor that divides its input and output widths
+    and keeps ``factor * channels`` within FOLD_INT8_MAX_CHANNELS.
+    """
+    layers = _linear_chain(model)
+    if layers is None:
+        return {}
+    plan = {}
+    for _, _, block in _conv_blocks(layers):
+        if block is None:
+            continue
+        _, width, channels = block["input_shape"]
+        widths = (width, block["output_width"])
+        if kind != "int8":
+            if not plan and channels == 1 and all(w % FOLD_FLOAT_FACTOR == 0 for w in widths):
+                plan[block["conv"].name] = FOLD_FLOAT_FACTOR
+            break  # float formats: the first convolution only
+        fits = [f for f in range(2, width + 1)
+                if all(w % f == 0 for w in widths) and f * channels <= FOLD_INT8_MAX_CHANNELS]
+        if fits:
+            plan[block["conv"].name] = max(fits)
+    return plan
+
+
 def stem_factor(model, kind):
-    """How many columns ``space_to_depth_stem`` folds for a TFLite format (1: none)."""
-    width, channels = model.input_shape[2], model.input_shape[3]
-    if kind != "int8":
-        return S2D_FLOAT_FACTOR if channels == 1 and width % S2D_FLOAT_FACTOR == 0 else 1
-    fits = [f for f in range(2, width + 1)
-            if width % f == 0 and f * channels <= S2D_INT8_MAX_CHANNELS]
-    return max(fits, default=1)
+    """How many columns the first convolution folds for a TFLite format (1: none)."""
+    layers = _linear_chain(model)
+    first = next((block["conv"].name for _, _, block in _conv_blocks(layers or []) if block),
+                 None)
+    return fold_plan(model, kind).get(first, 1)
 
 
-def space_to_depth_stem(model, factor=S2D_FLOAT_FACTOR):
-    """An equivalent model whose first convolution reads ``factor`` pixels per channel.
+def fold_columns(model, plan):
+    """An equivalent model whose convolutions read several columns per channel.
 
-    A LeNet's first convolution sees 1 channel per kernel tap. XNNPACK's int8 kernels
-    pack the reduction dimension in groups of several bytes, so with one channel most of
-    each group is padding: on this CPU the 5x5x1->6 convolution alone took 13 us in int8
-    against 8 us in float32, more than the rest of the network together (on an Intel
-    Xeon with AMX: 124 vs 18 us). Folding
-    ``factor`` neighbouring columns into channels (a free reshape, [H,W,C] ->
-    [H,W/f,f*C]) turns it into a (kh x ~3)-tap convolution over f*C channels that
-    produces f*Cout channels, reshaped back to [H,W,Cout]. The arithmetic is the same
-    sums (plus taps with zero weights), so outputs agree to float rounding.
+    ``plan`` maps convolution names to a factor f. Each such convolution's input is
+    reshaped [H, W, C] -> [H, W/f, f*C] (free: the same bytes) and the convolution becomes
+    a (kh x ~(kw/f + 1))-tap one over f*C channels producing f*F channels, reshaped back
+    to [H', W', F]. The sums are the same (plus taps with zero weights), so outputs agree
+    to float rounding.
 
-    The input Rescaling (offset 0) and a following BatchNormalization are folded into
-    the new kernel, so the converter sees RESHAPE -> CONV_2D -> RESHAPE.
+    Why: XNNPACK's int8 kernels pay for channels in whole groups per kernel tap (on CPUs
+    with AMX, one 64-byte row of a tile per tap and 16 output pixels, whatever the
+    channel count), so a convolution over 1 (C1) or 6 (C3) channels pays mostly for
+    padding. Folding f columns divides taps x pixels by about f. See FOLD_INT8_MAX_CHANNELS
+    for the measurements.
 
-    Returns the rewritten model, or ``model`` unchanged where the pattern does not apply
-    (not a chain, strided/dilated first conv, output narrower than the input, ...).
+    A Rescaling (scalar, offset 0) and ZeroPadding2D right before a folded convolution
+    and a BatchNormalization right after it are folded into its kernel, bias and padding.
+    Returns ``model`` unchanged when nothing applies (not a chain, no factor >= 2 fits).
     """
     keras = import_keras()
 
     layers = _linear_chain(model)
-    if layers is None or len(layers) < 3:
+    plan = {name: factor for name, factor in plan.items() if factor >= 2}
+    if layers is None or not plan:
         return model
-    index = 1
-    scale = 1.0
-    if isinstance(layers[index], keras.layers.Rescaling):
-        rescale = layers[index]
-        if np.ndim(rescale.scale) or np.ndim(rescale.offset) or float(rescale.offset) != 0.0:
-            return model
-        scale, index = float(rescale.scale), index + 1
-    pad_top = pad_bottom = pad_left = pad_right = 0
-    if isinstance(layers[index], keras.layers.ZeroPadding2D):
-        (pad_top, pad_bottom), (pad_left, pad_right) = layers[index].padding
-        index += 1
-    conv = layers[index]
-    if type(conv) is not keras.layers.Conv2D or conv.data_format != "channels_last":
-        return model
-    if tuple(conv.strides) != (1, 1) or tuple(conv.dilation_rate) != (1, 1) or conv.groups != 1:
-        return model
-    height, width, channels = model.input_shape[1:]
+    inputs = keras.Input(model.input_shape[1:], name=model.inputs[0].name)
+    x, changed = inputs, False
+    for start, stop, block in _conv_blocks(layers):
+        factor = plan.get(block["conv"].name, 1) if block else 1
+        folded = _folded_conv(x, block, factor) if factor >= 2 else None
+        if folded is None:
+            for layer in layers[start:stop]:
+                x = layer(x)
+        else:
+            x, changed = folded, True
+    return keras.Model(inputs, x, name=model.name) if changed else model
+
+
+def _folded_conv(x, block, factor):
+    """Apply ``block`` (see _conv_blocks) to ``x`` with ``factor`` columns folded into
+    channels; None when the widths do not divide by ``factor``."""
+    keras = import_keras()
+
+    conv = block["conv"]
+    height, width, channels = x.shape[1:]
     kh, kw = conv.kernel_size
+    (pad_top, pad_bottom), (pad_left, pad_right) = block["padding"]
     if conv.padding == "same":
-        if pad_top or pad_left:
-            return model
-        pad_top, pad_left = (kh - 1) // 2, (kw - 1) // 2
-        pad_bottom, pad_right = kh - 1 - pad_top, kw - 1 - pad_left
-    if pad_left + pad_right != kw - 1:  # only width-preserving convolutions
-        return model
-    if factor < 2 or width % factor:
-        return model
+        pad_top, pad_left = pad_top + (kh - 1) // 2, pad_left + (kw - 1) // 2
+        pad_bottom, pad_right = pad_bottom + kh // 2, pad_right + kw // 2
+    out_height = height + pad_top + pad_bottom - kh + 1
+    out_width = width + pad_left + pad_right - kw + 1
+    if width % factor or out_width % factor:
+        return None
 
-    kernel = np.array(conv.kernel.numpy() if hasattr(conv.kernel, "numpy") else conv.kernel,
-                      np.float32) * scale
+    kernel = _as_array(conv.kernel) * block["scale"]
     filters = kernel.shape[-1]
-    bias = (np.array(conv.bias.numpy(), np.float32) if conv.use_bias
-            else np.zeros(filters, np.float32))
-    after = index + 1
-    activation = conv.activation
-    if after < len(layers) and isinstance(layers[after], keras.layers.BatchNormalization):
-        norm = layers[after]
-        if activation is not keras.activations.linear or norm.axis not in (-1, 3, [-1], [3]):
-            return model
-        gamma = norm.gamma.numpy() if norm.scale else np.ones(filters, np.float32)
-        beta = norm.beta.numpy() if norm.center else np.zeros(filters, np.float32)
-        multiplier = gamma / np.sqrt(norm.moving_variance.numpy() + norm.epsilon)
+    bias = _as_array(conv.bias) if conv.use_bias else np.zeros(filters, np.float32)
+    if block["norm"] is not None:
+        norm = block["norm"]
+        gamma = _as_array(norm.gamma) if norm.scale else np.ones(filters, np.float32)
+        beta = _as_array(norm.beta) if norm.center else np.zeros(filters, np.float32)
+        multiplier = gamma / np.sqrt(_as_array(norm.moving_variance) + norm.epsilon)
         kernel = kernel * multiplier
-        bias = (bias - norm.moving_mean.numpy()) * multiplier + beta
-        after += 1
+        bias = (bias - _as_array(norm.moving_mean)) * multiplier + beta
 
-    # Output column f*j+s reads input column f*j+s+d-pad_left, i.e. block j+bo, slot r.
-    offsets = [divmod(s + d - pad_left, factor) for s in range(factor) for d in range(kw)]
-    first_block = min(bo for bo, _ in offsets)
-    last_block = max(bo for bo, _ in offsets)
-    stem_kernel = np.zeros((kh, last_block - first_block + 1, factor * channels, factor * filters),
-                           np.float32)
+    # Output column f*j+s reads input column f*j+s+d-pad_left: block j+b, slot r. Taps
+    # that only ever read padding (outside [0, W) for every j) are dropped.
+    blocks_in, blocks_out = width // factor, out_width // factor
+    taps = []
     for s in range(factor):
         for d in range(kw):
-            block, slot = divmod(s + d - pad_left, factor)
-            stem_kernel[:, block - first_block, slot * channels:(slot + 1) * channels,
-                        s * filters:(s + 1) * filters] = kernel[:, d]
+            column = s + d - pad_left
+            if any(0 <= factor * j + column < width for j in range(blocks_out)):
+                taps.append((*divmod(column, factor), s, d))
+    first = min(b for b, *_ in taps)
+    last = max(b for b, *_ in taps)
+    folded_kernel = np.zeros((kh, last - first + 1, factor * channels, factor * filters),
+                             np.float32)
+    for b, r, s, d in taps:
+        folded_kernel[:, b - first, r * channels:(r + 1) * channels,
+                      s * filters:(s + 1) * filters] = kernel[:, d]
+    pad_before, pad_after = max(0, -first), max(0, blocks_out - 1 + last - (blocks_in - 1))
 
-    inputs = keras.Input(model.input_shape[1:], name=model.inputs[0].name)
-    x = keras.layers.Reshape((height, width // factor, factor * channels), name="s2d")(inputs)
-    x = keras.layers.ZeroPadding2D(((pad_top, pad_bottom), (-first_block, last_block)),
-                                   name="s2d_pad")(x)
-    stem = keras.layers.Conv2D(factor * filters, stem_kernel.shape[:2], activation=activation,
-                               name=f"{conv.name}_s2d")
-    x = stem(x)
-    stem.set_weights([stem_kernel, np.tile(bias, factor)])
-    x = keras.layers.Reshape((height + pad_top + pad_bottom - kh + 1, width, filters),
-                             name="d2s")(x)
-    for layer in layers[after:]:
-        x = layer(x)
-    return keras.Model(inputs, x, name=model.name)
+    name = conv.name
+    x = keras.layers.Reshape((height, blocks_in, factor * channels), name=f"{name}_fold")(x)
+    if pad_top or pad_bottom or pad_before or pad_after:
+        x = keras.layers.ZeroPadding2D(((pad_top, pad_bottom), (pad_before, pad_after)),
+                                       name=f"{name}_fold_pad")(x)
+    folded = keras.layers.Conv2D(factor * filters, folded_kernel.shape[:2],
+                                 activation=conv.activation, name=f"{name}_folded")
+    x = folded(x)
+    folded.set_weights([folded_kernel, np.tile(bias, factor)])
+    return keras.layers.Reshape((out_height, out_width, filters), name=f"{name}_unfold")(x)
 
 
-def tflite_graph(model, check_images, factor):
-    """(graph, factor used) for a TFLite conversion: ``space_to_depth_stem(model,
-    factor)`` when it reproduces the model's probabilities on ``check_images`` (to 1e-5),
-    else ``(model, 1)``."""
-    rewritten = space_to_depth_stem(model, factor)
+def space_to_depth_stem(model, factor=FOLD_FLOAT_FACTOR):
+    """``fold_columns`` of the first convolution only (``model`` itself if none fits)."""
+    layers = _linear_chain(model)
+    first = next((block["conv"].name for _, _, block in _conv_blocks(layers or []) if block),
+                 None)
+    return fold_columns(model, {first: factor}) if first else model
+
+
+def tflite_graph(model, check_images, plan):
+    """(graph, plan used) for a TFLite conversion: ``fold_columns(model, plan)`` when it
+    reproduces the model's probabilities on ``check_images`` (to 1e-5), else
+    ``(model, {})``."""
+    rewritten = fold_columns(model, plan)
     if rewritten is model:
-        return model, 1
+        return model, {}
     difference = np.max(np.abs(np.asarray(model.predict(check_images, verbose=0))
                                - np.asarray(rewritten.predict(check_images, verbose=0))))
-    return (rewritten, factor) if difference <= 1e-5 else (model, 1)
+    return (rewritten, dict(plan)) if difference <= 1e-5 else (model, {})
+
+
+# ITU-R 601 luma, as PIL's "L" mode and data.to_grayscale (what predict feeds the model).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def rgb_uint8_graph(model):
+    """``model`` behind an RGB uint8 input, the input MediaPipe Tasks' ImageClassifier
+    feeds (it accepts 3- or 4-channel uint8 or float32 inputs only).
+
+    uint8 [H, W, 3] -> float32 -> for a 1-channel model, luma rounded to whole levels
+    (a 1x1 convolution and ROUND: the same pixels ``predict`` computes with
+    ``data.to_grayscale``) -> ``model`` -> probabilities.
+    """
+    keras = import_keras()
+
+    height, width, channels = model.input_shape[1:]
+    inputs = keras.Input((height, width, 3), dtype="uint8", name="image")
+    x = keras.ops.cast(inputs, "float32")
+    if channels == 1:
+        luma = keras.layers.Conv2D(1, 1, use_bias=False, name="luma")
+        x = luma(x)
+        luma.set_weights([np.array(LUMA_WEIGHTS, np.float32).reshape(1, 1, 3, 1)])
+        x = keras.ops.round(x)
+    return keras.Model(inputs, model(x), name=f"{model.name}_rgb_uint8")
 
 
 def _unsupported_ops(message):

@@ -19,14 +19,20 @@ import gzip
 import os
 import re
 import socket
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from lenet_keras.checks import (
+    MAX_IMAGE_PIXELS, check_class_names, check_data_bytes, check_labels, check_pixels,
+    read_names_file,
+)
 from lenet_keras.errors import BadInput, first_line
-from lenet_keras.quiet import import_keras, import_tensorflow
+from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
 
 SAMPLE_PATH = Path(__file__).parent / "sample" / "fashion_mnist_sample.npz"
 SAMPLE_NAME = "fashion_mnist_sample"
@@ -40,6 +46,12 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 FOLDER_TEST_FRACTION = 0.2
 # Folder datasets have no native size: LeNet's 32x32 unless --image-size says otherwise.
 DEFAULT_FOLDER_IMAGE_SIZE = 32
+# A bounded walk of image folders (see FolderScan): the most files, the deepest nesting
+# below a class folder, and how many non-image files may be met before the folder is
+# taken for something that is not an image dataset (such as --dataset /).
+MAX_FOLDER_FILES = 1_000_000
+MAX_FOLDER_DEPTH = 8
+MAX_OTHER_FILES = 1_000
 IDX_PATTERN = re.compile(r"^(train|t10k)-(images|labels)[.-]idx[13]-ubyte(\.gz)?$")
 # TFDS name examples for `cli.py datasets`; any TFDS image classification name works.
 TFDS_EXAMPLES = {
@@ -111,6 +123,8 @@ def source_kind(source):
             f"dataset file '{source}' is not an .npz; pass an .npz, a folder of images "
             "or IDX files, or a TFDS name"
         )
+    if not path.is_dir():
+        raise BadInput(f"dataset path '{source}' is neither a file nor a folder")
     if _find_idx_files(path):
         return "idx"
     return "folder"
@@ -131,37 +145,71 @@ def dataset_name(source):
 # ---------------------------------------------------------------------------------------
 
 
-def _as_nhwc_uint8(x, what):
-    x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise BadInput(f"{what} must have shape [N,H,W] or [N,H,W,1|3], got {x.shape}")
-    if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
-        x = x * 255.0  # images stored as 0..1 floats; models expect 0..255 pixels
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8) if x.dtype != np.uint8 else x
+def _npz_member_bytes(archive, path):
+    """Bytes each array of an open .npz declares in its header, read before any array
+    is (a 100-byte header can claim a terabyte)."""
+    total = 0
+    for name in archive.files:
+        try:
+            with archive.zip.open(f"{name}.npy") as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise BadInput(f"cannot read '{path}' as .npz: array {name}: {first_line(error)}") from None
+        if dtype.hasobject:
+            raise BadInput(f"'{path}' holds Python objects in {name} (pickled data), which are "
+                           "never loaded; store numeric arrays")
+        total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+    return total
 
 
 def load_npz(path):
-    """Arrays from an .npz with x_train, y_train, x_test, y_test (and class_names)."""
+    """Arrays from an .npz with x_train, y_train, x_test, y_test (and class_names),
+    checked: sizes from the headers first, then labels, pixels and names."""
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise BadInput(f"cannot read '{path}' as .npz: {error}") from None
-    missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
-    if missing:
-        raise BadInput(f"'{path}' lacks arrays {', '.join(sorted(missing))}")
-    y_train = archive["y_train"].astype(np.int64).reshape(-1)
-    y_test = archive["y_test"].astype(np.int64).reshape(-1)
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    if "class_names" in archive.files:
-        class_names = [str(n) for n in archive["class_names"]]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise BadInput(f"cannot read '{path}' as .npz: {first_line(error)}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise BadInput(f"'{path}' is a single .npy array, not an .npz archive of "
+                       "x_train, y_train, x_test, y_test")
+    with archive:
+        missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
+        if missing:
+            raise BadInput(f"'{path}' lacks arrays {', '.join(sorted(missing))}")
+        check_data_bytes(_npz_member_bytes(archive, path), f"'{path}'")
+        try:
+            arrays = {name: archive[name] for name in archive.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise BadInput(f"cannot read '{path}' as .npz: {first_line(error)}") from None
+    x_train = check_pixels(arrays["x_train"], f"x_train in '{path}'")
+    x_test = check_pixels(arrays["x_test"], f"x_test in '{path}'")
+    y_train = check_labels(arrays["y_train"], len(x_train), f"y_train in '{path}'")
+    y_test = check_labels(arrays["y_test"], len(x_test), f"y_test in '{path}'")
+    labels = np.concatenate([y_train, y_test])
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    if "class_names" in arrays:
+        class_names = _npz_class_names(arrays["class_names"], f"class_names in '{path}'")
     else:
         class_names = [str(i) for i in range(num_classes)]
-    return ArraySplits(
-        _as_nhwc_uint8(archive["x_train"], "x_train"), y_train,
-        _as_nhwc_uint8(archive["x_test"], "x_test"), y_test, class_names,
-    )
+    check_class_names(class_names, num_classes, f"class_names in '{path}'")
+    return ArraySplits(x_train, y_train, x_test, y_test, class_names)
+
+
+def _npz_class_names(names, what):
+    names = np.asarray(names)
+    if names.ndim != 1:
+        raise BadInput(f"{what} must be a 1-D array of names, got shape {names.shape}")
+    if names.dtype.kind == "S":
+        try:
+            return [n.decode("utf-8") for n in names]
+        except UnicodeDecodeError:
+            raise BadInput(f"{what} holds names that are not UTF-8") from None
+    if names.dtype.kind not in "Uiu":
+        raise BadInput(f"{what} must hold text, got {names.dtype} values")
+    return [str(n) for n in names]
 
 
 def _find_idx_files(folder):
@@ -174,127 +222,314 @@ def _find_idx_files(folder):
     return found
 
 
-def read_idx(path):
-    """An IDX array (the MNIST file format: magic, big-endian dims, then raw data)."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    try:
-        with opener(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, EOFError) as error:
-        raise BadInput(f"cannot read IDX file '{path}': {error}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise BadInput(f"'{path}' is not an unsigned-byte IDX file")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    offset = 4 + 4 * ndim
-    if len(data) - offset != int(np.prod(shape)):
+def _read_exactly(handle, count, path):
+    data = handle.read(count)
+    if len(data) != count:
         raise BadInput(f"IDX file '{path}' is truncated or corrupt")
-    return np.frombuffer(data, np.uint8, offset=offset).reshape(shape)
+    return data
+
+
+def read_idx_header(path, ndim=None):
+    """(shape, open handle positioned at the data) of an IDX file; the caller closes
+    the handle. Only the header is read (for a .gz: decompressed)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    handle = opener(path, "rb")
+    try:
+        magic = _read_exactly(handle, 4, path)
+        if magic[:3] != b"\x00\x00\x08":
+            raise BadInput(f"'{path}' is not an unsigned-byte IDX file")
+        if ndim is not None and magic[3] != ndim:
+            raise BadInput(f"IDX file '{path}' has {magic[3]} dimensions; "
+                           f"{'images' if ndim == 3 else 'labels'} need {ndim}")
+        dims = _read_exactly(handle, 4 * magic[3], path)
+        shape = tuple(int.from_bytes(dims[i: i + 4], "big") for i in range(0, len(dims), 4))
+        return shape, handle
+    except BaseException:
+        handle.close()
+        raise
+
+
+def read_idx(path, ndim=None):
+    """An IDX array (the MNIST file format: magic, big-endian dims, then raw data).
+
+    Streamed: the header is read and its size checked (``ndim`` dimensions, at most
+    MAX_DATA_BYTES) before the data, and not a byte more than the header declares is
+    decompressed, so a small .gz cannot inflate to gigabytes.
+    """
+    try:
+        shape, handle = read_idx_header(path, ndim)
+        with handle:
+            size = int(np.prod(shape, dtype=object))
+            check_data_bytes(size, f"IDX file '{path}' ({'x'.join(map(str, shape))})")
+            data = _read_exactly(handle, size, path)
+            if handle.read(1):
+                raise BadInput(f"IDX file '{path}' is corrupt: more data than its header declares")
+    except (OSError, EOFError, zlib.error) as error:
+        raise BadInput(f"cannot read IDX file '{path}': {first_line(error)}") from None
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def load_idx_folder(folder):
     """Arrays from a folder of MNIST-format IDX files (gz or raw).
 
-    Class names: a ``labels.txt`` in the folder, else Fashion-MNIST's when the folder
-    name says so, else the digits.
+    Class names: a ``labels.txt`` in the folder (one name per line), else
+    Fashion-MNIST's when the folder name says so, else the digits.
     """
     files = _find_idx_files(folder)
     needed = [(split, kind) for split in ("train", "t10k") for kind in ("images", "labels")]
     missing = [f"{s}-{k}" for s, k in needed if (s, k) not in files]
     if missing:
         raise BadInput(f"IDX folder '{folder}' lacks {', '.join(missing)} files")
-    arrays = {key: read_idx(files[key]) for key in needed}
+    total = 0
+    for key in needed:  # all four headers before any data: the sum is bounded too
+        try:
+            shape, handle = read_idx_header(files[key], 3 if key[1] == "images" else 1)
+        except (OSError, EOFError, zlib.error) as error:
+            raise BadInput(f"cannot read IDX file '{files[key]}': {first_line(error)}") from None
+        handle.close()
+        total += int(np.prod(shape, dtype=object))
+    check_data_bytes(total, f"IDX folder '{folder}'")
+    arrays = {key: read_idx(files[key], 3 if key[1] == "images" else 1) for key in needed}
+    x_train = check_pixels(arrays["train", "images"], f"'{files['train', 'images']}'")
+    x_test = check_pixels(arrays["t10k", "images"], f"'{files['t10k', 'images']}'")
+    y_train = check_labels(arrays["train", "labels"], len(x_train), f"'{files['train', 'labels']}'")
+    y_test = check_labels(arrays["t10k", "labels"], len(x_test), f"'{files['t10k', 'labels']}'")
+    num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
     labels_file = Path(folder) / "labels.txt"
     if labels_file.exists():
-        class_names = labels_file.read_text().split()
+        class_names = read_names_file(labels_file)
+        source = f"'{labels_file}'"
     elif "fashion" in Path(folder).resolve().name.lower():
-        class_names = list(FASHION_MNIST_CLASSES)
+        class_names, source = list(FASHION_MNIST_CLASSES), f"IDX folder '{folder}'"
     else:
-        class_names = [str(i) for i in range(10)]
-    return ArraySplits(
-        _as_nhwc_uint8(arrays["train", "images"], "train images"),
-        arrays["train", "labels"].astype(np.int64),
-        _as_nhwc_uint8(arrays["t10k", "images"], "test images"),
-        arrays["t10k", "labels"].astype(np.int64),
-        class_names,
-    )
+        class_names, source = [str(i) for i in range(10)], f"IDX folder '{folder}'"
+    if num_classes > len(class_names) and not labels_file.exists():
+        raise BadInput(f"IDX folder '{folder}' has labels up to {num_classes - 1}; add a "
+                       "labels.txt with one class name per line")
+    check_class_names(class_names, num_classes, source)
+    return ArraySplits(x_train, y_train, x_test, y_test, class_names)
 
 
-def read_image(path, height, width):
-    """One image file -> (uint8 RGB array [height,width,3], is_grayscale), or None if it
-    cannot be decoded (corrupt, truncated, not an image). Used for training folders and
-    by ``predict``, so both see the same pixels."""
+# Pillow modes of more than 8 bits per pixel, read as numbers and scaled to 0..255 here:
+# Pillow's convert("RGB") clips them (a 16-bit PNG's mid-grey 32768 became white).
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _wide_to_8bit(image, name):
+    values = np.asarray(image, np.float64)
+    if image.mode == "F":
+        if not np.isfinite(values).all():
+            raise BadInput(f"{name} holds NaN or infinite pixel values")
+        high = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+    else:
+        high = 65535.0  # 16-bit samples (Pillow opens 16-bit PNGs as I;16, older ones as I)
+    if values.min(initial=0) < 0 or values.max(initial=0) > high:
+        raise BadInput(f"{name} holds pixel values outside 0-{high:g} "
+                       f"({values.min():g} to {values.max():g})")
+    return np.rint(values * (255.0 / high)).astype(np.uint8)
+
+
+def open_image(source, height, width, name=None):
+    """One image (a path or a binary file object) -> (uint8 RGB array [height,width,3],
+    is_grayscale). Used for training folders, by ``predict`` and by ``serve``, so all
+    three see the same pixels.
+
+    Raises BadInput with the reason for an image that cannot be decoded (corrupt,
+    truncated, not an image) or that would decode to more than MAX_IMAGE_PIXELS (its
+    size is read from the header first). 16-bit and float images are scaled to 8 bits.
+    """
     from PIL import Image
 
+    name = name or f"image '{source}'"
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             image.seek(0)  # first frame of an animated GIF
-            grayscale = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+            pixels_count = image.size[0] * image.size[1]
+            if pixels_count > MAX_IMAGE_PIXELS:
+                raise BadInput(f"{name} is {image.size[0]}x{image.size[1]}: "
+                               f"{pixels_count:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                               "an image may have")
+            grayscale = image.mode in ("1", "L", "LA") or image.mode in WIDE_MODES
+            if image.mode in WIDE_MODES:
+                image = Image.fromarray(_wide_to_8bit(image, name), "L")
             rgb = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8), grayscale
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        if isinstance(error, BadInput):
+            raise
+        # PIL's "cannot identify image file <...>" says no more than the first words.
+        reason = "" if "cannot identify" in str(error) else f" ({first_line(error, 100)})"
+        raise BadInput(f"cannot read {name}: not a readable image file{reason}") from None
+
+
+def read_image(source, height, width):
+    """Like ``open_image``, but None for an image that cannot be used."""
+    try:
+        return open_image(source, height, width)
+    except BadInput:
         return None
 
 
+class FolderScan:
+    """A bounded walk of an image folder dataset.
+
+    Symbolic links are never followed out of the dataset root (a class folder linked to
+    ``/`` would otherwise walk the host), links to folders inside it are not descended
+    (no loops), and the walk stops with one line at MAX_FOLDER_FILES files, folders
+    nested deeper than MAX_FOLDER_DEPTH below a class, or more than MAX_OTHER_FILES
+    files that are not images (and ten times more of them than images): that is not
+    an image dataset, e.g. ``--dataset /``.
+    """
+
+    def __init__(self, root):
+        self.given = root
+        self.root = Path(root).resolve()
+        self.files = 0
+        self.others = 0
+        self.images = 0
+
+    def _inside(self, path):
+        target = Path(path).resolve()
+        return target == self.root or self.root in target.parents
+
+    def check_link(self, path):
+        if not self._inside(path):
+            raise BadInput(f"'{path}' links outside the dataset '{self.given}' (to "
+                           f"'{Path(path).resolve()}'); copy what it points to into the dataset")
+
+    def class_folders(self, folder):
+        """Visible subfolders of ``folder`` (links allowed only inside the dataset)."""
+        folders = []
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as error:
+            raise BadInput(f"cannot read folder '{folder}': {error.strerror or error}") from None
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir():
+                continue
+            if entry.is_symlink():
+                self.check_link(entry.path)
+            folders.append(Path(entry.path))
+        return folders
+
+    def image_files(self, class_dir):
+        """Sorted image files under one class folder."""
+        paths = []
+        for folder, dirs, files in os.walk(class_dir, followlinks=False):
+            depth = len(Path(folder).relative_to(class_dir).parts)
+            if depth >= MAX_FOLDER_DEPTH and dirs:
+                raise BadInput(f"'{class_dir}' nests folders more than {MAX_FOLDER_DEPTH} levels "
+                               "deep; an image dataset is class folders of images")
+            for name in dirs:
+                if os.path.islink(os.path.join(folder, name)):
+                    self.check_link(os.path.join(folder, name))
+            for name in files:
+                path = Path(folder) / name
+                if path.is_symlink():
+                    self.check_link(path)
+                self.files += 1
+                if path.suffix.lower() in IMAGE_EXTENSIONS:
+                    self.images += 1
+                    paths.append(path)
+                else:
+                    self.others += 1
+                if self.others > MAX_OTHER_FILES and self.others > 10 * self.images:
+                    raise BadInput(f"'{self.given}' is not an image dataset: more than "
+                                   f"{MAX_OTHER_FILES:,} files that are not images (e.g. '{path}')")
+                if self.files > MAX_FOLDER_FILES:
+                    raise BadInput(f"'{self.given}' holds more than {MAX_FOLDER_FILES:,} files; "
+                                   "split it or use a TFDS dataset")
+        return sorted(paths)
+
+
 def _class_folders(root):
-    return sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [p.name for p in FolderScan(root).class_folders(root)]
 
 
-def _read_class_folders(root, class_names, size):
-    """Read every image under root/<class>/; returns (images, labels, grays, skipped)."""
+def _read_class_folders(scan, root, class_names, size):
+    """Read every image under root/<class>/; returns (images, labels, grays, skipped
+    paths, first skip reason)."""
     paths, labels = [], []
     for label, name in enumerate(class_names):
         class_dir = Path(root) / name
         if not class_dir.is_dir():
             continue
-        for file in sorted(class_dir.rglob("*")):
-            if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file():
-                paths.append(file)
-                labels.append(label)
+        for file in scan.image_files(class_dir):
+            paths.append(file)
+            labels.append(label)
+    check_data_bytes(len(paths) * size * size * 3,
+                     f"{len(paths):,} images of {size}x{size} from '{scan.given}'")
+
+    def decode(path):
+        try:
+            return open_image(path, size, size)
+        except BadInput as error:
+            return str(error)
+
     # PIL releases the GIL while decoding, so threads help on big folders.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = list(pool.map(lambda p: read_image(p, size, size), paths))
-    images, kept_labels, grays, skipped = [], [], [], []
+        results = list(pool.map(decode, paths))
+    images, kept_labels, grays, skipped, reasons = [], [], [], [], []
     for path, label, result in zip(paths, labels, results):
-        if result is None:
+        if isinstance(result, str):
             skipped.append(str(path))
+            reasons.append(result)
         else:
             images.append(result[0])
             grays.append(result[1])
             kept_labels.append(label)
     images = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    return images, np.asarray(kept_labels, np.int64), grays, skipped
+    return images, np.asarray(kept_labels, np.int64), grays, skipped, reasons
 
 
-def load_image_folder(folder, image_size=None, seed=42):
+def load_image_folder(folder, image_size=None, seed=42, test_fraction=FOLDER_TEST_FRACTION):
     """Arrays from a folder with one subfolder per class (optionally under train/ and
     test/). Unreadable files are skipped and listed in ``skipped_files``. Without a
-    test/ folder, a seeded stratified 20% of each class is held out for testing.
+    test/ folder, a seeded stratified ``test_fraction`` of each class is held out for
+    testing (0: every image in x_train, e.g. to evaluate on the whole folder).
     Grayscale sources (every image single-channel) come back with 1 channel."""
     size = image_size or DEFAULT_FOLDER_IMAGE_SIZE
     root = Path(folder)
+    scan = FolderScan(root)
     split_layout = (root / "train").is_dir()
+    for split in ("train", "test"):
+        if (root / split).is_symlink():
+            scan.check_link(root / split)
     train_root = root / "train" if split_layout else root
-    class_names = [p.name for p in _class_folders(train_root)]
+    class_names = [p.name for p in scan.class_folders(train_root)]
     if len(class_names) < 2:
         raise BadInput(
             f"image folder '{folder}' has {len(class_names)} class subfolder(s); "
             "it needs one subfolder per class, at least two"
         )
-    x, y, grays, skipped = _read_class_folders(train_root, class_names, size)
-    if split_layout and (root / "test").is_dir():
-        x_test, y_test, test_grays, test_skipped = _read_class_folders(
-            root / "test", class_names, size
+    check_class_names(class_names, len(class_names), f"image folder '{folder}'")
+    test_layout = split_layout and (root / "test").is_dir()
+    if test_layout:
+        test_classes = [p.name for p in scan.class_folders(root / "test")]
+        extra = [n for n in test_classes if n not in class_names]
+        if extra:
+            raise BadInput(f"'{root / 'test'}' has class folders that train/ lacks: "
+                           f"{', '.join(extra[:5])}")
+    x, y, grays, skipped, reasons = _read_class_folders(scan, train_root, class_names, size)
+    if test_layout:
+        x_test, y_test, test_grays, test_skipped, test_reasons = _read_class_folders(
+            scan, root / "test", class_names, size
         )
-        grays, skipped = grays + test_grays, skipped + test_skipped
+        grays, skipped, reasons = grays + test_grays, skipped + test_skipped, reasons + test_reasons
+    elif test_fraction > 0:
+        x, y, x_test, y_test = _stratified_split(x, y, test_fraction, seed)
     else:
-        x, y, x_test, y_test = _stratified_split(x, y, FOLDER_TEST_FRACTION, seed)
+        x_test, y_test = x[:0], y[:0]
     if len(x) == 0:
-        found = f" ({len(skipped)} unreadable)" if skipped else ""
+        found = f" ({len(skipped)} unreadable; {reasons[0]})" if skipped else ""
         raise BadInput(f"image folder '{folder}' holds no readable images{found}")
     empty = [n for i, n in enumerate(class_names) if not np.any(y == i)]
     if empty:
         raise BadInput(f"class folder(s) without readable images: {', '.join(empty)}")
+    if len(x_test) == 0 and (test_layout or test_fraction > 0):
+        where = (f"'{root / 'test'}' holds no readable images" if test_layout else
+                 "no class has the 2 images it needs to hold one out for testing")
+        raise BadInput(f"image folder '{folder}' gives no test images: {where}")
     if grays and all(grays):
         x, x_test = to_grayscale(x), to_grayscale(x_test)
     return ArraySplits(x, y, x_test, y_test, class_names, skipped)
@@ -358,14 +593,31 @@ def load_arrays(source, image_size=None, seed=42):
     """ArraySplits for a local source (sample, .npz, IDX folder or image folder)."""
     kind = source_kind(source)
     if kind == "sample":
-        return load_npz(SAMPLE_PATH)
-    if kind == "npz":
-        return load_npz(source)
-    if kind == "idx":
-        return load_idx_folder(source)
-    if kind == "folder":
-        return load_image_folder(source, image_size, seed)
-    raise ValueError(f"'{source}' is a TFDS name, not a local source")
+        arrays = load_npz(SAMPLE_PATH)
+    elif kind == "npz":
+        arrays = load_npz(source)
+    elif kind == "idx":
+        arrays = load_idx_folder(source)
+    elif kind == "folder":
+        arrays = load_image_folder(source, image_size, seed)
+    else:
+        raise ValueError(f"'{source}' is a TFDS name, not a local source")
+    return check_splits(arrays, source)
+
+
+def check_splits(arrays, source):
+    """BadInput unless both splits hold images of one shape: a missing test split would
+    otherwise fail only after the whole training."""
+    if len(arrays.x_train) == 0:
+        raise BadInput(f"dataset '{source}' has no training images")
+    if len(arrays.x_test) == 0:
+        raise BadInput(f"dataset '{source}' has no test images; the run is measured on them")
+    train_shape, test_shape = arrays.x_train.shape[1:], arrays.x_test.shape[1:]
+    if train_shape != test_shape:
+        shown = lambda shape: "x".join(map(str, shape))  # noqa: E731
+        raise BadInput(f"dataset '{source}': x_test images are {shown(test_shape)} but x_train "
+                       f"images are {shown(train_shape)}")
+    return arrays
 
 
 # ---------------------------------------------------------------------------------------
@@ -397,15 +649,26 @@ def balanced_class_weight(labels, num_classes):
 # ---------------------------------------------------------------------------------------
 
 
-def _augmenter(channels, seed):
-    """Small random shifts and zooms (and horizontal flips for photos), on whole batches."""
+AUGMENTATIONS = ("none", "shift", "flip", "shift+flip")
+
+
+def _augmenter(channels, seed, kind="shift"):
+    """Random augmentation of whole training batches.
+
+    kind: "shift" (or True) small shifts and zooms, plus horizontal flips for photos (3
+    channels); "flip" horizontal flips only; "shift+flip" both, for gray images too
+    (label-preserving for clothes, not for digits).
+    """
     keras = import_keras()
 
-    steps = [
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
-    ]
-    if channels == 3:
+    kind = "shift" if kind is True else kind
+    steps = []
+    if kind in ("shift", "shift+flip"):
+        steps += [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+        ]
+    if kind in ("flip", "shift+flip") or (kind == "shift" and channels == 3):
         steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
     return keras.Sequential(steps, name="augment")
 
@@ -457,8 +720,8 @@ def array_pipeline(x, y, batch_size, training=False, augment=False, seed=42):
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    if training and augment:
-        augmenter = _augmenter(x.shape[-1], seed)
+    if training and augment and augment != "none":
+        augmenter = _augmenter(x.shape[-1], seed, augment)
         dataset = dataset.map(
             lambda images, labels: (augmenter(images, training=True), labels),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -513,6 +776,9 @@ def prepare_arrays(source=None, *, image_size=None, color=None, val_split=0.1, s
         y_train, y_test = (y_train == index).astype(np.int64), (y_test == index).astype(np.int64)
         class_names = binary_class_names(positive_class)
     keep, held = _seeded_split(len(x_train), val_split, seed)
+    if len(keep) == 0:
+        raise BadInput(f"--val-split {val_split} leaves no training images "
+                       f"(all {len(x_train)} go to validation); use a smaller --val-split")
     x_val, y_val = x_train[held], y_train[held]
     x_train, y_train = x_train[keep], y_train[keep]
     if positive_class is not None:
@@ -564,10 +830,14 @@ def tfds_builder(name, data_dir=None):
     import_tensorflow()
     import tensorflow_datasets as tfds
 
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
-        close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
+    # TFDS asks Google Cloud Storage for the dataset's files; offline, its C++ client
+    # logs the failed attempts on stderr.
+    with native_output_captured(f"looking up TFDS dataset '{name}'"):
+        try:
+            builder, close = tfds.builder(name, data_dir=data_dir), []
+        except tfds.core.registered.DatasetNotFoundError:
+            builder, close = None, difflib.get_close_matches(name, tfds.list_builders(), n=3)
+    if builder is None:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise BadInput(
             f"unknown dataset '{name}': not a path and not a TFDS dataset{hint}"
@@ -620,8 +890,8 @@ def _tfds_pipeline(builder, split, *, size, channels, label_map, batch_size, tra
         lambda images, labels: (tf.cast(images, tf.float32), labels),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    if training and augment:
-        augmenter = _augmenter(channels, seed)
+    if training and augment and augment != "none":
+        augmenter = _augmenter(channels, seed, augment)
         dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y),
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -711,7 +981,8 @@ def load_dataset(source=None, *, batch_size=128, image_size=None, color=None, va
         color: None (as the source), "grayscale" or "rgb".
         val_split: fraction of the training split held out for validation (seeded).
         seed: shuffling, validation split and augmentation seed.
-        augment: random shifts/zooms (and flips for RGB) on training batches.
+        augment: False/"none", True/"shift" (random shifts and zooms, and flips for
+            RGB), "flip" or "shift+flip" on training batches (see ``AUGMENTATIONS``).
         positive_class: a class name; turns the problem into one-vs-rest binary with
             balanced class weights.
         data_dir, manual_dir: TFDS data directory and manually downloaded archives.

@@ -11,7 +11,7 @@ is read at the model's input size and colour; its class order may differ from th
 is evaluated whole: it is the test set.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ class Evaluation:
     probabilities: np.ndarray  # [N, K] float32 softmax outputs
     sample_indices: np.ndarray  # [S] indices into labels of the images in sample_images
     sample_images: np.ndarray  # [S, H, W, C] uint8
+    skipped_files: list = field(default_factory=list)  # unreadable files of the test source
 
     @property
     def predictions(self):
@@ -128,39 +129,40 @@ def _plain_class_folder(source):
 
 
 def _whole_folder(source, config, input_shape):
-    """A folder of class subfolders, every image as test data: (dataset, count, names)."""
+    """A folder of class subfolders, every image as test data: (dataset, count, names,
+    skipped files)."""
     from lenet_keras.data import (
-        array_pipeline, binary_class_names, load_arrays, positive_class_index, to_grayscale,
-        to_rgb,
+        array_pipeline, binary_class_names, load_image_folder, positive_class_index,
+        to_grayscale, to_rgb,
     )
 
     height, _, channels = input_shape
-    arrays = load_arrays(source, image_size=height, seed=config.seed)
-    x = np.concatenate([arrays.x_train, arrays.x_test])
-    y = np.concatenate([arrays.y_train, arrays.y_test])
+    arrays = load_image_folder(source, image_size=height, seed=config.seed, test_fraction=0)
+    x, y = arrays.x_train, arrays.y_train
     x = to_grayscale(x) if channels == 1 else to_rgb(x)
     class_names = arrays.class_names
     if config.positive_class is not None:
         y = (y == positive_class_index(class_names, config.positive_class)).astype(np.int64)
         class_names = binary_class_names(config.positive_class)
-    return array_pipeline(x, y, config.batch_size), len(x), class_names
+    return array_pipeline(x, y, config.batch_size), len(x), class_names, arrays.skipped_files
 
 
 def load_test_set(config, input_shape, dataset=None):
-    """(tf.data test set, image count, class names, dataset name) for a run's model.
+    """(tf.data test set, image count, class names, dataset name, skipped files) for a
+    run's model.
 
     Without ``dataset``: the run's own test split. With it: that source's test split
     (a whole plain class folder), read at the model's input size and colour.
     """
     from lenet_keras.data import dataset_name
-    from lenet_keras.train import load_bundle
+    from lenet_keras.training import load_bundle
 
     if dataset is None:
         bundle = load_bundle(config, augment=False)
-        return bundle.test, bundle.num_test, bundle.class_names, bundle.name
+        return bundle.test, bundle.num_test, bundle.class_names, bundle.name, bundle.skipped_files
     if _plain_class_folder(dataset):
-        data, count, class_names = _whole_folder(dataset, config, input_shape)
-        return data, count, class_names, dataset_name(dataset)
+        data, count, class_names, skipped = _whole_folder(dataset, config, input_shape)
+        return data, count, class_names, dataset_name(dataset), skipped
     height, width, channels = input_shape
     bundle = load_bundle(
         config, dataset=dataset, augment=False, image_size=height,
@@ -169,7 +171,7 @@ def load_test_set(config, input_shape, dataset=None):
     if bundle.image_shape != (height, width, channels):
         raise BadInput(f"dataset '{dataset}' gives images of shape {bundle.image_shape}; "
                        f"the model takes {(height, width, channels)}")
-    return bundle.test, bundle.num_test, bundle.class_names, bundle.name
+    return bundle.test, bundle.num_test, bundle.class_names, bundle.name, bundle.skipped_files
 
 
 def predict(model, dataset, keep=()):
@@ -212,10 +214,12 @@ def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS, safe_
     if not (run_dir / "model.keras").exists():
         raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
     config = load_config(run_dir)
+    labels_file = run_dir / "labels.txt"
+    run_classes = read_labels(run_dir) if labels_file.exists() else None  # checked before TF
     model = load_model(run_dir / "model.keras", safe_mode=safe_mode)
     input_shape = tuple(int(d) for d in model.input_shape[1:])
-    data, count, data_classes, name = load_test_set(config, input_shape, dataset)
-    run_classes = read_labels(run_dir) if (run_dir / "labels.txt").exists() else data_classes
+    data, count, data_classes, name, skipped = load_test_set(config, input_shape, dataset)
+    run_classes = run_classes if run_classes is not None else list(data_classes)
     remap = match_classes(run_classes, list(data_classes), dataset or name)
     if int(model.output_shape[-1]) != len(run_classes):
         raise BadInput(f"model.keras has {model.output_shape[-1]} outputs but labels.txt "
@@ -226,7 +230,7 @@ def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS, safe_
     return Evaluation(
         run_dir=run_dir, model_name=config.model, dataset_name=name,
         class_names=list(run_classes), labels=remap[labels], probabilities=probabilities,
-        sample_indices=np.sort(keep), sample_images=images,
+        sample_indices=np.sort(keep), sample_images=images, skipped_files=list(skipped),
     )
 
 

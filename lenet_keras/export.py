@@ -8,12 +8,18 @@ An export directory holds::
     model_dynamic.tflite    dynamic-range: int8 weights, float activations
     model_float16.tflite    float16 weights (for GPU delegates; runs as float32 on CPU)
     model_int8.tflite       full integer: int8 weights, activations, input AND output
+    model_mediapipe.tflite  for MediaPipe Tasks' ImageClassifier as it is: RGB uint8 input
+                            of the model's size (the runtime resizes any photo), float32
+                            probabilities (gray models convert RGB to luma inside)
+    model_int8.cc/.h        with --micro: model_int8.tflite as a C array, for
+                            TensorFlow Lite Micro (see micro.py), micro_ops.txt
     labels.txt              one class name per line, index order
     report.json             per format: bytes, test accuracy, drop vs Keras, top-1
                             agreement with Keras, single-image latency, tensor dtypes and
                             quantization parameters
 
-How the .tflite files are made, and why: see ``convert.py``.
+Every .tflite carries TFLite metadata (labels, input normalization; see metadata.py), so
+a phone app needs the one file. How the .tflite files are made, and why: ``convert.py``.
 
     >>> report = export_run("runs/lenet5-fashion-mnist-20250101-120000", "exports/lenet5")
 """
@@ -21,6 +27,7 @@ How the .tflite files are made, and why: see ``convert.py``.
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -32,12 +39,16 @@ import numpy as np
 
 from lenet_keras.errors import BadInput
 from lenet_keras.convert import (
-    TFLITE_FORMATS, convert_tflite, export_saved_model, stem_factor, tflite_filename, tflite_graph,
+    TFLITE_FORMATS, convert_tflite, export_saved_model, fold_plan, rgb_uint8_graph,
+    tflite_filename, tflite_graph,
 )
-from lenet_keras.quiet import import_keras, import_tensorflow
-from lenet_keras.runs import load_model
+from lenet_keras.metadata import add_metadata
+from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
+from lenet_keras.runs import load_model, read_labels
 
 EXPORTS_ROOT = Path("exports")
+# MediaPipe Tasks' ImageClassifier model (see _export_mediapipe).
+MEDIAPIPE_FILENAME = "model_mediapipe.tflite"
 # A few hundred images pin down every activation range of a LeNet; more only costs time.
 DEFAULT_CALIBRATION_SAMPLES = 300
 # Release gate: largest accepted test-accuracy drop (percentage points) vs the Keras model.
@@ -59,22 +70,98 @@ def default_export_dir(run_dir, root=EXPORTS_ROOT):
 # ---------------------------------------------------------------------------------------
 
 
-def _is_replaceable(out):
-    """An existing destination may be replaced only if it is empty or a previous export
-    (never an arbitrary user folder)."""
-    if not out.exists():
-        return True
-    if not out.is_dir():
+# Written first into every export (and into its staging folder): the package replaces
+# or deletes only folders that hold it, and only when every entry in them is one it
+# wrote. A user's folder, even one holding a report.json or a saved_model/, is never
+# taken for an export.
+MARKER = ".lenet-keras-export.json"
+
+
+def _read_marker(folder):
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+        return marker if isinstance(marker, dict) and marker.get("package") == "lenet_keras" else None
+    except (OSError, ValueError):
+        return None
+
+
+def _foreign_entries(folder):
+    """Entries of ``folder`` the package did not write there (all of them when it holds
+    no marker)."""
+    marker = _read_marker(folder)
+    written = set(marker.get("files", [])) | {MARKER} if marker else {MARKER}
+    entries = sorted(entry.name for entry in folder.iterdir())
+    return entries if marker is None else [name for name in entries if name not in written]
+
+
+def check_destination(out):
+    """BadInput unless ``out`` may become an export: new, empty, or a previous export of
+    this package holding nothing else. Checked before the model is loaded."""
+    from lenet_keras.runs import check_output_dir
+
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BadInput(f"--out '{out}' exists and is not an export directory; choose another --out")
+    check_output_dir(out, option="--out", longest="saved_model/variables/variables.data-00000-of-00001")
+    if out.exists() and any(out.iterdir()):
+        marker, foreign = _read_marker(out), _foreign_entries(out)
+        if marker is None:
+            raise BadInput(f"--out '{out}' exists and is not an export directory (it holds "
+                           f"{', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, and no "
+                           f"{MARKER}); choose another --out")
+        if foreign:
+            raise BadInput(f"--out '{out}' is an export with files added to it "
+                           f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); "
+                           "move them or choose another --out")
+
+
+def _remove_stale_staging(out):
+    """Delete the ``.NAME.tmp-*`` / ``.NAME.old-*`` folders an interrupted export of ``out``
+    left beside it: only real folders (not links) holding the marker, whose process has
+    ended."""
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp-[A-Za-z0-9_]{{8}}|old-\d+)$")
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return
+    for folder in siblings:
+        if not pattern.match(folder.name) or folder.is_symlink() or not folder.is_dir():
+            continue
+        marker = _read_marker(folder)
+        # .tmp-: the staging folder of the process in its marker; .old-PID: a previous
+        # export that process PID was replacing.
+        owner = int(folder.name.rsplit("-", 1)[1]) if ".old-" in folder.name else marker and marker.get("pid")
+        if marker is None or _process_alive(owner):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid):
+    if not isinstance(pid, int) or pid <= 0:
         return False
-    return not any(out.iterdir()) or (out / "report.json").is_file() or (out / "saved_model").is_dir()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_marker(folder, files=()):
+    from lenet_keras import __version__
+
+    (folder / MARKER).write_text(json.dumps({
+        "package": "lenet_keras", "version": __version__, "pid": os.getpid(),
+        "files": sorted(files)}, indent=2) + "\n")
 
 
 def _make_staging_dir(out):
-    if out.exists() and not _is_replaceable(out):
-        raise BadInput(f"'{out}' exists and is not an export directory; choose another --out")
+    check_destination(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(out)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        _write_marker(staging)  # first: an interrupted export is recognisable as ours
     except OSError as error:
         raise BadInput(f"cannot write to '{out}': {error.strerror or error}") from None
     # mkdtemp makes the folder private (0700); an export is an ordinary folder.
@@ -86,6 +173,8 @@ def _make_staging_dir(out):
 
 def _publish(staging, out):
     """Move the finished staging directory to ``out``, replacing a previous export."""
+    _write_marker(staging, [entry.name for entry in staging.iterdir()])
+    check_destination(out)  # again: the user may have added files while we worked
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -173,7 +262,7 @@ def _float_tensor(shape):
 
 def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
                calibration_samples=DEFAULT_CALIBRATION_SAMPLES, latency_number=LATENCY_NUMBER,
-               progress=True, log=print, safe_mode=True):
+               progress=True, log=print, safe_mode=True, micro=False):
     """Export a run's best model and write report.json; returns the report.
 
     Args:
@@ -185,6 +274,8 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         progress: show progress bars on stderr (when it is a terminal).
         log: callable for one-line progress messages.
         safe_mode: load model.keras in Keras safe mode (False only for trusted models).
+        micro: also write model_int8.cc/.h and micro_ops.txt for TensorFlow Lite Micro
+            and measure its arena (adds "int8" to ``formats``); see micro.py.
 
     Raises:
         BadInput: no model in the run, a corrupt model, an unwritable destination, a
@@ -196,14 +287,22 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
     if calibration_samples < 1:
         raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
-    formats = tuple(f for f in TFLITE_FORMATS if f in formats)
+    formats = tuple(f for f in TFLITE_FORMATS if f in formats or (micro and f == "int8"))
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
+    check_destination(out)  # before the model loads: a user's folder costs one line
+    labels = read_labels(run_dir) if (run_dir / "labels.txt").exists() else None
     model = load_model(model_path, safe_mode=safe_mode)  # a corrupt model fails before anything is written
+    outputs = int(model.output_shape[-1])
+    if labels is not None and len(labels) != outputs:
+        raise BadInput(f"'{run_dir / 'labels.txt'}' lists {len(labels)} classes but the model "
+                       f"has {outputs} outputs")
     missing_parents = [p for p in out.parents if not p.exists()]
     staging = _make_staging_dir(out)  # fails early on an unwritable destination
     try:
         report = _export_into(staging, model, run_dir, formats, calibration_samples,
                               latency_number, progress, log)
+        if micro:
+            report["micro"] = _export_micro(staging, run_dir, report, log)
         report["export_dir"] = str(out)
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         _publish(staging, out)
@@ -226,7 +325,7 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
     tf = import_tensorflow()
 
     from lenet_keras.runs import load_config
-    from lenet_keras.train import load_bundle
+    from lenet_keras.training import load_bundle
 
     model_path = run_dir / "model.keras"
     config = load_config(run_dir)
@@ -273,31 +372,52 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
     else:
         (staging / "labels.txt").write_text("\n".join(bundle.class_names) + "\n")
 
-    if formats:
-        # The converter's sources: the same model with a static batch of one image and a
-        # space-to-depth first convolution (both for XNNPACK; see the module docstring).
-        sources = Path(tempfile.mkdtemp(prefix="tflite-src-", dir=staging))
-        try:
-            calibration = None
-            if "int8" in formats:
-                calibration, _ = dataset_arrays(bundle.train, calibration_samples)
-            timers, graphs = {}, {}
-            for kind in formats:
-                factor = stem_factor(model, kind)
-                if factor not in graphs:
-                    graph, used = tflite_graph(model, x_test[:256], factor)
-                    graphs[factor] = (sources / f"s2d{factor}", used)
-                    export_saved_model(graph, graphs[factor][0], batch_size=1)
-                source, used = graphs[factor]
-                report_formats[kind], timers[kind] = _export_tflite(
-                    kind, source, staging, calibration, x_test, y_test,
-                    keras_probabilities, progress)
-                report_formats[kind]["space_to_depth"] = used
-        finally:
-            shutil.rmtree(sources, ignore_errors=True)
-        log(f"timing {', '.join(formats)} (LiteRT, 1 thread)")
+    # Every .tflite carries its labels and input normalization as TFLite metadata.
+    describe = {
+        "labels": (staging / "labels.txt").read_text().splitlines(),
+        "name": config.model,
+        "description": (f"{config.model} trained on {bundle.name} by lenet_keras: "
+                        f"{'x'.join(map(str, model.input_shape[1:]))} raw 0-255 pixels in, "
+                        f"probabilities of {model.output_shape[-1]} classes out."),
+        "channels": int(model.input_shape[-1]),
+    }
+    # The converter's sources: the same model with a static batch of one image and
+    # few-channel convolutions folded (both for XNNPACK; see convert.py).
+    sources = Path(tempfile.mkdtemp(prefix="tflite-src-", dir=staging))
+    timers, classifier = {}, None
+    try:
+        calibration = None
+        if "int8" in formats:
+            calibration, _ = dataset_arrays(bundle.train, calibration_samples)
+        graphs = {}
+        for kind in formats:
+            plan = fold_plan(model, kind)
+            key = tuple(sorted(plan.items()))
+            if key not in graphs:
+                graph, used = tflite_graph(model, x_test[:256], plan)
+                graphs[key] = (sources / f"graph{len(graphs)}", used)
+                export_saved_model(graph, graphs[key][0], batch_size=1)
+            source, used = graphs[key]
+            report_formats[kind], timers[kind] = _export_tflite(
+                kind, source, staging, calibration, x_test, y_test,
+                keras_probabilities, progress, describe)
+            # {convolution: columns folded into channels}, see convert.fold_columns
+            report_formats[kind]["folded_columns"] = used
+        # What MediaPipe Tasks' ImageClassifier loads as it is (RGB uint8 in, metadata).
+        report_formats["mediapipe"], classifier, classify = _export_mediapipe(
+            model, sources, staging, x_test, y_test, keras_probabilities, progress, describe)
+        log(f"timing {', '.join([*timers, 'mediapipe'])} (LiteRT, 1 thread; MediaPipe "
+            "ImageClassifier)")
         for kind, latency in measure_latencies_us(timers, number=latency_number).items():
             report_formats[kind]["latency_us"] = latency
+        # Timed on its own: MediaPipe runs its graph on threads of its own, which should
+        # not share the rounds of the single-threaded LiteRT formats.
+        report_formats["mediapipe"]["latency_us"] = measure_latency_us(classify,
+                                                                       number=latency_number)
+    finally:
+        if classifier is not None:
+            classifier.close()
+        shutil.rmtree(sources, ignore_errors=True)
 
     for entry in report_formats.values():
         entry["accuracy_drop_pp"] = round((keras_accuracy - entry["test_accuracy"]) * 100, 4)
@@ -318,7 +438,8 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
         "latency": (f"mean of {latency_number} single-image calls (keras/saved_model: "
                     f"{max(1, latency_number // 10)}) in the fastest of {LATENCY_ROUNDS} rounds; "
                     "TFLite with LiteRT, 1 thread, formats taking turns each round, input "
-                    "already in the file's dtype"),
+                    "already in the file's dtype; mediapipe (timed alone): ImageClassifier."
+                    "classify on a uint8 RGB image, its own preprocessing and threads"),
         "created": datetime.now(timezone.utc).isoformat(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "ai_edge_litert": version("ai-edge-litert")},
@@ -327,13 +448,14 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
 
 
 def _export_tflite(kind, source, staging, calibration, x_test, y_test, keras_probabilities,
-                   progress):
-    """Convert, write and evaluate one TFLite format.
+                   progress, describe):
+    """Convert, write (with metadata: ``describe`` holds add_metadata's arguments) and
+    evaluate one TFLite format.
 
     Returns its report entry and a single-image call to time (one test image after
     another, already in the file's input dtype).
     """
-    from lenet_keras.predict import TFLiteModel
+    from lenet_keras.predictors import TFLiteModel
 
     representative = None
     if kind == "int8":
@@ -343,7 +465,7 @@ def _export_tflite(kind, source, staging, calibration, x_test, y_test, keras_pro
                     bar.update(1)
                     yield [image[None].astype(np.float32)]
 
-    content = convert_tflite(source, kind, representative)
+    content = add_metadata(convert_tflite(source, kind, representative), **describe)
     path = staging / tflite_filename(kind)
     path.write_bytes(content)
     runner = TFLiteModel(content)
@@ -361,6 +483,56 @@ def _export_tflite(kind, source, staging, calibration, x_test, y_test, keras_pro
     return entry, lambda: runner.invoke(next(images))
 
 
+def _export_mediapipe(model, sources, staging, x_test, y_test, keras_probabilities, progress,
+                     describe):
+    """Write model_mediapipe.tflite (float32 inside, RGB uint8 input, float32 output,
+    metadata) and evaluate it with MediaPipe's ImageClassifier on the test split.
+
+    Returns its report entry, the classifier (to close) and a single-image call to time.
+    """
+    from lenet_keras.metadata import MediaPipeClassifier
+
+    graph, _ = tflite_graph(model, x_test[:256], fold_plan(model, "float32"))
+    source = sources / "mediapipe"
+    export_saved_model(rgb_uint8_graph(graph), source, batch_size=1, dtype="uint8")
+    content = add_metadata(convert_tflite(source, "float32"), **{**describe, "channels": 3})
+    path = staging / MEDIAPIPE_FILENAME
+    path.write_bytes(content)
+    with native_output_captured("loading the model in MediaPipe"):
+        classifier = MediaPipeClassifier(path)
+    with _progress(len(x_test), "evaluating mediapipe", progress) as bar:
+        probabilities = classifier.predict(x_test, progress=bar.update)
+    images = itertools.cycle([classifier.image(pixels) for pixels in x_test[:64]])
+    height, width = model.input_shape[1:3]
+    entry = {
+        "file": path.name, "bytes": len(content), "runtime": "mediapipe",
+        **_compare(probabilities, y_test, keras_probabilities),
+        "latency_us": None,
+        "input": {"dtype": "uint8", "shape": [1, height, width, 3], "scale": 0.0,
+                  "zero_point": 0},
+        "output": _float_tensor([1, model.output_shape[-1]]),
+    }
+    return entry, classifier, lambda: classifier.classify(next(images))
+
+
+def _export_micro(staging, run_dir, report, log):
+    """model_int8 as a C array for TensorFlow Lite Micro, with its arena measured."""
+    from lenet_keras.micro import DEFAULT_AGREEMENT_SAMPLES, export_micro
+    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runs import load_config
+    from lenet_keras.training import load_bundle
+
+    content = (staging / tflite_filename("int8")).read_bytes()
+    bundle = load_bundle(load_config(run_dir), augment=False)
+    images, _ = dataset_arrays(bundle.test, DEFAULT_AGREEMENT_SAMPLES)
+    log(f"TensorFlow Lite Micro: measuring the arena, comparing {len(images)} test images "
+        "with LiteRT's reference kernels")
+    with native_output_captured("running the model under TensorFlow Lite Micro"):
+        return export_micro(content, staging, run_dir.resolve().name,
+                            TFLiteModel(content).prepare(images),
+                            f"{report['model']} trained on {report['dataset']}")
+
+
 # ---------------------------------------------------------------------------------------
 # Reading the report
 # ---------------------------------------------------------------------------------------
@@ -374,13 +546,28 @@ def drops_over(report, max_drop_pp):
 
 
 def _tensor_text(info):
-    if info["dtype"].startswith("float"):
+    if info["dtype"].startswith("float") or not info["scale"]:
         return info["dtype"]
     return f"{info['dtype']} s={info['scale']:.4g} z={info['zero_point']}"
 
 
+def micro_text(entry):
+    """The report's ``micro`` entry in two lines."""
+    agreement = entry["tflm_vs_litert_reference"]
+    differing = {op: steps for op, steps in agreement["max_step_difference_by_op"].items()
+                 if steps}
+    where = ", ".join(f"{op} {steps}" for op, steps in differing.items()) or "none"
+    return (f"TFLite Micro: flash {entry['flash_bytes']:,} B, arena {entry['arena_bytes']:,} B "
+            f"measured ({entry['arena_bytes_proposed']:,} B proposed), "
+            f"{len(entry['ops'])} ops: {', '.join(entry['ops'])}\n"
+            f"TFLite Micro vs LiteRT reference kernels on {agreement['images']} test images: "
+            f"top-1 {agreement['top1_agreement'] * 100:.2f}%, bit-exact "
+            f"{agreement['bit_exact'] * 100:.1f}%, max {agreement['max_step_difference']} "
+            f"quantization steps apart (ops that differ: {where})")
+
+
 def format_table(report):
-    """The report as a fixed-width table, one row per format."""
+    """The report as a fixed-width table, one row per format (and the micro lines)."""
     header = (f"{'format':<12}{'bytes':>10}{'size':>7}{'accuracy':>10}{'drop pp':>9}"
               f"{'agree':>8}{'latency':>11}  {'input':<20}output")
     rows = [header, "-" * len(header)]
@@ -391,4 +578,6 @@ def format_table(report):
             f"{e['accuracy_drop_pp']:>+9.2f}{e['agreement'] * 100:>7.2f}%"
             f"{e['latency_us']:>8.1f} us  {_tensor_text(e['input']):<20}{_tensor_text(e['output'])}"
         )
+    if "micro" in report:
+        rows.append(micro_text(report["micro"]))
     return "\n".join(rows)

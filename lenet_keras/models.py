@@ -142,6 +142,29 @@ class PartialConv2D(layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="lenet_keras")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Sparse categorical cross-entropy with label smoothing (Szegedy et al. 2016).
+
+    Keras' sparse loss has no ``label_smoothing``; this keeps integer labels (so the
+    pipelines and the accuracy metric stay as they are): against targets
+    (1 - e) one-hot + e / K, the loss is (1 - e) * CE + e * mean over classes of -log p.
+    """
+
+    def __init__(self, smoothing=0.1, name="smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = smoothing
+
+    def call(self, y_true, y_pred):
+        log_probs = ops.log(ops.clip(y_pred, 1e-7, 1.0))
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        picked = ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1)[:, 0]
+        return -(1.0 - self.smoothing) * picked - self.smoothing * ops.mean(log_probs, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "smoothing": self.smoothing}
+
+
 # ---------------------------------------------------------------------------------------
 # Shared blocks
 # ---------------------------------------------------------------------------------------
@@ -278,6 +301,95 @@ def mlp(input_shape, num_classes, hidden=(300, 100)):
     return keras.Model(inputs, _classifier(x, num_classes), name="mlp")
 
 
+def alexnet_mini(input_shape, num_classes, widths=(16, 32, 48, 48, 32), dense_units=(256, 256),
+                 dropout=0.5):
+    """AlexNet's shape (Krizhevsky et al. 2012) scaled to 28-32 px: a 5x5 conv, then 3x3
+    convs with max-pools after the 1st, 2nd and 5th, two wide dense layers with dropout.
+
+    As in AlexNet: ReLU, no batch norm (its local response normalisation is left out, as
+    later work found it does little); 'same' padding so 28x28 inputs keep 3 pools.
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    kernels = (5, 3, 3, 3, 3)
+    for i, (filters, kernel) in enumerate(zip(widths, kernels), start=1):
+        x = layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"conv{i}")(x)
+        if i in (1, 2, len(widths)):
+            x = layers.MaxPooling2D(2, padding="same", name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(dense_units, start=6):
+        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+        x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name="alexnet_mini")
+
+
+# MobileNet v1 (Howard et al. 2017) for 28-32 px: ImageNet's 224 px network downsamples 32x;
+# here a stride-1 stem and two stride-2 blocks take 28x28 to 7x7. (filters, stride) per
+# depthwise-separable block, before the width multiplier.
+MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (128, 1), (256, 2))
+
+
+def _relu6(x, name):
+    # ReLU6 (max 6) keeps activations in a fixed range, so int8 scales stay fine-grained;
+    # TFLite fuses it into the preceding conv.
+    return layers.ReLU(6.0, name=name)(x)
+
+
+# Batch norm's moving averages forget at 0.9 per step instead of Keras' 0.99: with 11
+# stacked BN layers the slow average lagged the training statistics (depthwise outputs'
+# variance shrinks ~10x in the first epoch), and the inference-mode model scored 10-14%
+# (chance) on validation after 1-2 epochs while training accuracy was 0.87.
+BN_MOMENTUM = 0.9
+
+
+def _conv_bn_relu6(x, filters, kernel, strides, name):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                      name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return _relu6(x, f"{name}_relu6")
+
+
+def _depthwise_separable(x, filters, strides, name):
+    """3x3 depthwise conv -> BN -> ReLU6 -> 1x1 pointwise conv -> BN -> ReLU6."""
+    x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False,
+                               name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(x)
+    x = _relu6(x, f"{name}_dw_relu6")
+    return _conv_bn_relu6(x, filters, 1, 1, f"{name}_pw")
+
+
+def _scaled(filters, width):
+    # As in MobileNet: channels times the width multiplier, rounded to a multiple of 8
+    # (whole SIMD vectors for XNNPACK's int8 kernels), never below 8.
+    return max(8, int(filters * width + 4) // 8 * 8)
+
+
+def mobilenet_mini(input_shape, num_classes, width=1.0, blocks=MOBILENET_BLOCKS, dropout=0.2,
+                   stem_strides=2):
+    """MobileNet v1 for small images: a 3x3 stem conv, depthwise-separable blocks with
+    batch norm and ReLU6, global average pooling, dropout, softmax.
+
+    ``width`` is MobileNet's width multiplier (alpha): every layer's channels times it.
+    Every layer maps to a builtin int8 TFLite op (CONV_2D, DEPTHWISE_CONV_2D with fused
+    ReLU6 and folded batch norm, MEAN, FULLY_CONNECTED, SOFTMAX).
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = _conv_bn_relu6(x, _scaled(32, width), 3, stem_strides, "stem")
+    for i, (filters, strides) in enumerate(blocks, start=1):
+        x = _depthwise_separable(x, _scaled(filters, width), strides, f"block{i}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    name = "mobilenet_mini" if width == 1.0 else f"mobilenet_mini_{int(round(width * 100)):03d}"
+    return keras.Model(inputs, _classifier(x, num_classes), name=name)
+
+
+def mobilenet_mini_050(input_shape, num_classes, **kwargs):
+    """mobilenet_mini at width multiplier 0.5."""
+    return mobilenet_mini(input_shape, num_classes, width=0.5, **kwargs)
+
+
 # ---------------------------------------------------------------------------------------
 # Builders by registry name (descriptions and minimum sizes: registry.py)
 # ---------------------------------------------------------------------------------------
@@ -289,6 +401,9 @@ BUILDERS = {
     "lenet5_bn": lenet5_bn,
     "lenet1": lenet1,
     "mlp": mlp,
+    "alexnet_mini": alexnet_mini,
+    "mobilenet_mini": mobilenet_mini,
+    "mobilenet_mini_050": mobilenet_mini_050,
 }
 
 

@@ -73,6 +73,11 @@ def import_tensorflow():
 
         configure_tensorflow_devices(tf)  # before the devices initialise
         tf.config.list_logical_devices()
+    if not debugging():  # absl's "WARNING:absl:..." lines (SavedModel export, ...)
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+        tf.get_logger().setLevel("ERROR")
     _devices_ready.append(True)
     return tf
 

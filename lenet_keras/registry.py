@@ -8,7 +8,7 @@ milliseconds, before TensorFlow loads. The builders live in ``models.py``.
 
 import difflib
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lenet_keras.errors import BadInput
 
@@ -21,6 +21,9 @@ class ModelSpec:
     name: str
     description: str
     min_image_size: int = LENET_MIN_SIZE
+    # TrainConfig defaults for this model (a recipe measured for it), under the options
+    # the user gives; recorded in each run's config.json. Empty: the global defaults.
+    train: dict = field(default_factory=dict)
 
 
 MODELS = {
@@ -33,6 +36,11 @@ MODELS = {
         ModelSpec("lenet5_bn", "wider LeNet-5 with batch norm and dropout"),
         ModelSpec("lenet1", "LeNet-1 (1989): 4-12 maps, average pooling"),
         ModelSpec("mlp", "fully connected 300-100 baseline", min_image_size=1),
+        ModelSpec("alexnet_mini",
+                  "AlexNet shape for 28 px: 5 convs, 3 max-pools, 256-256 dense + dropout"),
+        ModelSpec("mobilenet_mini",
+                  "MobileNet v1: depthwise-separable blocks, BN + ReLU6, width 1.0"),
+        ModelSpec("mobilenet_mini_050", "mobilenet_mini at width multiplier 0.5"),
     ]
 }
 

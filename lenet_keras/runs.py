@@ -16,6 +16,8 @@ one. Nothing here imports TensorFlow, except ``load_model``.
 
 import csv
 import json
+import os
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -26,11 +28,47 @@ HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"
 
 
 def default_run_dir(config, root=RUNS_ROOT):
-    """runs/<model>-<dataset>-<timestamp>/"""
+    """runs/<model>-<dataset>-<timestamp>/ (the dataset's name cut to 64 safe characters:
+    a folder may be called anything, up to 255 bytes)."""
     from lenet_keras.data import dataset_name
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{config.model}-{dataset_name(config.dataset)}-{stamp}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_name(config.dataset))[:64] or "data"
+    return Path(root) / f"{config.model}-{name}-{stamp}"
+
+
+# The longest path a run writes below its directory (a backup state being written).
+LONGEST_RUN_FILE = "backup/.epoch-000000.tmp-xxxxxxxx/state.weights.h5"
+
+
+def check_output_dir(path, option="--run-dir", longest=LONGEST_RUN_FILE):
+    """BadInput (one line, before anything is written) for a directory that cannot be
+    created and written: a name longer than the file system allows, a path through a
+    file, or a parent folder that is not writable."""
+    path = Path(path)
+    absolute = Path(os.path.abspath(path))
+    name_max = 255
+    for part in absolute.parts[1:]:
+        if len(os.fsencode(part)) > name_max:
+            raise BadInput(f"{option} '{str(path)[:60]}...': the folder name '{part[:20]}...' is "
+                           f"too long ({len(os.fsencode(part))} bytes; at most {name_max})")
+    path_max = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096
+    total = len(os.fsencode(str(absolute / longest)))
+    if total >= path_max:
+        raise BadInput(f"{option} '{str(path)[:60]}...' is too long: its files' paths would "
+                       f"be {total} bytes, at most {path_max - 1} are allowed")
+    existing = absolute
+    while not existing.exists():
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it
+            raise BadInput(f"cannot write {option} '{path}': '{existing}' is a broken "
+                           "symbolic link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInput(f"cannot write {option} '{path}': '{existing}' is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot write {option} '{path}': '{existing}' is not writable "
+                       "(permission denied)")
+    return path
 
 
 def is_run_dir(path):
@@ -64,12 +102,16 @@ def resolve_run_dir(run_dir=None):
 
 
 def load_config(run_dir):
-    from lenet_keras.train import TrainConfig
+    from lenet_keras.training import TrainConfig
 
     path = Path(run_dir) / "config.json"
     try:
-        return TrainConfig.from_json(path.read_text())
-    except (OSError, ValueError, TypeError) as error:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object of options")
+        config = TrainConfig.from_json(json.dumps(data))
+        return config.check()
+    except (OSError, ValueError, TypeError) as error:  # BadInput from check() included
         raise BadInput(f"cannot read '{path}': {first_line(error)}") from None
 
 
@@ -77,8 +119,13 @@ def write_config(run_dir, config):
     write_atomic(Path(run_dir) / "config.json", config.to_json())
 
 
-def read_labels(run_dir):
-    return (Path(run_dir) / "labels.txt").read_text().splitlines()
+def read_labels(run_dir, num_classes=0):
+    """labels.txt: one class name per line, checked (distinct, none blank, at least
+    ``num_classes``, e.g. the model's outputs)."""
+    from lenet_keras.checks import check_class_names, read_names_file
+
+    path = Path(run_dir) / "labels.txt"
+    return check_class_names(read_names_file(path), num_classes, f"'{path}'")
 
 
 def write_labels(run_dir, class_names):
@@ -102,10 +149,17 @@ def read_history(run_dir):
     path = Path(run_dir) / "history.csv"
     if not path.exists():
         return []
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-            for row in rows]
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        history = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()
+                    if v not in ("", None)} for row in rows]
+        if any("epoch" not in row for row in history):
+            raise ValueError("a row without an epoch")
+        return history
+    except (OSError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as error:
+        raise BadInput(f"cannot read '{path}': {first_line(error)}; it is written by fit, "
+                       "one row per epoch") from None
 
 
 def write_history(run_dir, rows):

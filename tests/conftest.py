@@ -34,7 +34,7 @@ def in_tmp(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A real run: lenet5 trained for 2 epochs on the embedded sample (shared, read-only)."""
-    from lenet_keras.train import TrainConfig, train
+    from lenet_keras.training import TrainConfig, train
 
     run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
     train(TrainConfig(model="lenet5", epochs=2, seed=1), run_dir, log=lambda *_: None)
@@ -61,3 +61,20 @@ def run_cli_process(*args, cwd=None, timeout=300, env=None):
 @pytest.fixture
 def run_cli():
     return run_cli_process
+
+
+@pytest.fixture(scope="session")
+def micro_export(tmp_path_factory):
+    """A lenet5 run trained for 2 epochs on the embedded sample and exported in every
+    format with --micro, both through the real CLI (shared by test_micro and
+    test_metadata, read-only): (run dir, export dir, report, export's stdout)."""
+    import json
+
+    root = tmp_path_factory.mktemp("micro_export")
+    run_dir, out = root / "lenet5-sample-run", root / "export"
+    fit = run_cli_process("fit", "--epochs", 2, "--seed", 1, "--run-dir", run_dir, timeout=600)
+    assert fit.returncode == 0, fit.stderr
+    export = run_cli_process("export", "--run-dir", run_dir, "--out", out, "--tflite",
+                             "--micro", timeout=900)
+    assert export.returncode == 0, export.stderr
+    return run_dir, out, json.loads((out / "report.json").read_text()), export.stdout

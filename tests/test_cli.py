@@ -105,7 +105,9 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
-def test_bad_input_is_one_line_exit_2_and_leaves_nothing(in_tmp, args, message, invoke):
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(in_tmp, args, message, run_cli):
+    """Run as a user runs it (a fresh process, TensorFlow not yet loaded): exactly one
+    line in all of the output, exit 2, no file created or changed."""
     import numpy as np
 
     fixtures = {
@@ -122,24 +124,57 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(in_tmp, args, message, 
     (fixtures["not_a_run"] / "precious.txt").write_text("keep me")
     np.savez(fixtures["tiny_npz"], x_train=np.zeros((4, 8, 8)), y_train=[0, 1, 0, 1],
              x_test=np.zeros((2, 8, 8)), y_test=[0, 1])
-    before = sorted(p.relative_to(in_tmp) for p in in_tmp.rglob("*"))
+    before = {p.relative_to(in_tmp): p.stat().st_mtime_ns for p in in_tmp.rglob("*")}
 
-    result = invoke(*[a.format(**fixtures) for a in args])
+    result = run_cli(*[a.format(**fixtures) for a in args], cwd=in_tmp)
 
-    assert result.exit_code == 2, result.output
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert len(output.strip().splitlines()) == 1, output
     assert message.lower() in result.stderr.lower()
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert sorted(p.relative_to(in_tmp) for p in in_tmp.rglob("*")) == before
+    assert result.stderr.startswith("Error: ") or "Usage" not in output
+    assert {p.relative_to(in_tmp): p.stat().st_mtime_ns for p in in_tmp.rglob("*")} == before
+
+
+def test_commands_print_no_native_start_up_chatter(tiny_run, in_tmp, run_cli):
+    """TensorFlow/LiteRT/converter lines written from C++ (absl, XNNPACK, fully_quantize)
+    never reach the user; the commands' own lines do."""
+    chatter = ("absl::InitializeLog", "oneDNN", "cuInit", "cuda drivers", "XNNPACK",
+               "fully_quantize", "cpu_feature_guard", "I0000", "E0000", "W0000")
+    from PIL import Image
+
+    import numpy as np
+
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(in_tmp / "black.png")
+    export = run_cli("export", "--run-dir", tiny_run, "--quantize", "int8",
+                     "--out", in_tmp / "exported", cwd=in_tmp)
+    predict = run_cli("predict", in_tmp / "black.png", "--model",
+                      in_tmp / "exported" / "model_int8.tflite", cwd=in_tmp)
+    fit = run_cli("fit", "--epochs", 1, "--model", "lenet5_mini", "--run-dir", in_tmp / "run",
+                  cwd=in_tmp)
+    for result in (export, predict, fit):
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert not [word for word in chatter if word in output], output
+    assert predict.stdout.startswith(f"{in_tmp / 'black.png'}: ") and predict.stderr == ""
+    assert "test accuracy" in fit.stdout and "val_accuracy" in fit.stdout  # Keras' epoch line
+
+
+def test_debug_shows_the_native_output(in_tmp, run_cli):
+    result = run_cli("--debug", "models", cwd=in_tmp)
+    assert result.returncode == 0
+    assert "lenet5_bn" in result.stdout
+    # TensorFlow's start-up lines are passed through under --debug
+    assert "oneDNN" in result.stderr or "cuda" in result.stderr.lower(), result.stderr
 
 
 def test_internal_errors_are_one_line_exit_1_with_traceback_only_under_debug(in_tmp, monkeypatch, invoke):
-    import lenet_keras.train
+    import lenet_keras.training
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(lenet_keras.train, "train", broken)
+    monkeypatch.setattr(lenet_keras.training, "train", broken)
     result = invoke("fit", "--epochs", 1)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [

@@ -58,6 +58,17 @@ def test_augment_changes_training_images_only():
     assert plain.shape == augmented.shape and not np.allclose(plain, augmented)
 
 
+def test_flip_augmentation_mirrors_gray_images_and_none_leaves_them():
+    plain = first_batch(data.load_dataset(None, seed=5).train)[0]
+    flipped = first_batch(data.load_dataset(None, seed=5, augment="flip").train)[0]
+    same = [np.array_equal(a, b) for a, b in zip(plain, flipped)]
+    mirrored = [np.array_equal(a[:, ::-1], b) for a, b in zip(plain, flipped)]
+    assert all(s or m for s, m in zip(same, mirrored))  # each image kept or mirrored
+    assert 0 < sum(mirrored) < len(plain)
+    unchanged = first_batch(data.load_dataset(None, seed=5, augment="none").train)[0]
+    np.testing.assert_array_equal(plain, unchanged)
+
+
 # --- positive class (one-vs-rest) --------------------------------------------------------
 
 

@@ -24,7 +24,8 @@ def test_every_model_gives_class_probabilities(name, shape, num_classes):
 
 @pytest.mark.parametrize(
     "name, params",
-    [("lenet5", 61_706), ("lenet5_classic", 60_850), ("lenet1", 4_326), ("mlp", 338_610)],
+    [("lenet5", 61_706), ("lenet5_classic", 60_850), ("lenet1", 4_326), ("mlp", 338_610),
+     ("alexnet_mini", 253_258), ("mobilenet_mini", 87_818), ("mobilenet_mini_050", 24_970)],
 )
 def test_parameter_counts_at_32x32x1(name, params):
     assert models.count_params(name, (32, 32, 1), 10) == params
@@ -91,4 +92,50 @@ def test_image_too_small_is_refused():
 
 def test_list_models_filters_by_pattern():
     assert set(list_models("lenet5*")) == {"lenet5", "lenet5_classic", "lenet5_mini", "lenet5_bn"}
+    assert list_models("mobilenet*") == ["mobilenet_mini", "mobilenet_mini_050"]
     assert "mlp" in list_models()
+
+
+def test_mobilenet_width_multiplier_scales_every_layer_to_multiples_of_8():
+    full = build_model("mobilenet_mini", (28, 28, 1), 10)
+    half = build_model("mobilenet_mini_050", (28, 28, 1), 10)
+    convs = [layer.name for layer in full.layers if layer.name.endswith("_conv")]
+    assert convs == ["stem_conv"] + [f"block{i}_pw_conv" for i in range(1, 6)]
+    for name in convs:
+        wide, narrow = full.get_layer(name).filters, half.get_layer(name).filters
+        assert narrow == wide // 2 and narrow % 8 == 0
+    assert models.mobilenet_mini((28, 28, 1), 10, width=0.25).get_layer("stem_conv").filters == 8
+
+
+def test_mobilenet_is_depthwise_separable_with_relu6_and_ends_at_4x4():
+    import keras
+
+    model = build_model("mobilenet_mini", (28, 28, 1), 10)
+    depthwise = [l for l in model.layers if isinstance(l, keras.layers.DepthwiseConv2D)]
+    assert len(depthwise) == 5 and all(l.kernel_size == (3, 3) for l in depthwise)
+    relus = [l for l in model.layers if isinstance(l, keras.layers.ReLU)]
+    assert len(relus) == 11 and all(float(l.max_value) == 6.0 for l in relus)
+    assert model.get_layer("pool").input.shape[1:3] == (4, 4)
+
+
+def test_alexnet_mini_has_five_convs_three_pools_and_two_dropout_dense_layers():
+    import keras
+
+    model = build_model("alexnet_mini", (28, 28, 1), 10)
+    kinds = [type(l).__name__ for l in model.layers
+             if isinstance(l, (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.Dense,
+                               keras.layers.Dropout))]
+    assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Conv2D",
+                     "Conv2D", "MaxPooling2D", "Dense", "Dropout", "Dense", "Dropout", "Dense"]
+
+
+def test_smoothed_sparse_crossentropy_equals_keras_one_hot_label_smoothing():
+    import keras
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]], "float32")
+    labels = np.array([0, 2, 1])
+    for smoothing in (0.0, 0.1, 0.3):
+        ours = models.SmoothedSparseCrossentropy(smoothing)(labels, probs)
+        reference = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)(
+            keras.ops.one_hot(labels, 3), probs)
+        assert float(ours) == pytest.approx(float(reference), rel=1e-5)

@@ -17,7 +17,7 @@ from PIL import Image
 from lenet_keras import evaluate, plots
 from lenet_keras.errors import BadInput
 from lenet_keras.runs import HISTORY_COLUMNS, read_history
-from lenet_keras.train import TrainConfig
+from lenet_keras.training import TrainConfig
 
 HISTORY = [  # epoch, loss, accuracy, val_loss, val_accuracy, lr
     [1, 1.20, 0.55, 1.00, 0.60, 1.0e-3],

@@ -12,11 +12,11 @@ import keras
 import numpy as np
 import pytest
 
-import lenet_keras.train as train_module
+import lenet_keras.training as train_module
 from lenet_keras import runs
 from lenet_keras.errors import BadInput
 from lenet_keras.runs import load_model, read_history
-from lenet_keras.train import TrainConfig, train
+from lenet_keras.training import TrainConfig, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -24,10 +24,14 @@ from lenet_keras.quiet import import_keras, import_tensorflow
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
 COLORS = (None, "grayscale", "rgb")
+AUGMENTATIONS = ("none", "shift", "flip", "shift+flip")  # data._augmenter's kinds
 # Larger images would not be "small CNN" work and can exhaust memory before training.
 MAX_IMAGE_SIZE = 1024
 # numpy and TensorFlow seeds are unsigned 32-bit.
 MAX_SEED = 2**32 - 1
+# Beyond these a value is a typo, not a plan (and 2**40 overflows TensorFlow's int32 shapes).
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
 
 
 @dataclass
@@ -51,7 +55,14 @@ class TrainConfig:
     val_split: float = 0.1
     image_size: int = None  # None: the dataset's own size
     color: str = None  # None (as the dataset), "grayscale" or "rgb"
-    augment: bool = False
+    # False/"none", True/"shift" (shifts + zooms), "flip" or "shift+flip" (data.AUGMENTATIONS).
+    augment: bool | str = False
+    # Cross-entropy against (1 - e) one-hot + e uniform targets; 0 is plain cross-entropy.
+    label_smoothing: float = 0.0
+    # Decoupled weight decay (AdamW, or SGD's) per step, times the learning rate; 0: off.
+    weight_decay: float = 0.0
+    # Linear warm-up from 0 to the peak rate over this many epochs, then the schedule.
+    warmup_epochs: int = 0
     positive_class: str = None
     early_stopping: int = 0  # patience in epochs; 0 turns it off
     data_dir: str = None
@@ -77,6 +88,15 @@ class TrainConfig:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
+    def for_model(cls, model, **options):
+        """A config with the model's registry training defaults (``ModelSpec.train``)
+        under the given options; options that are None keep the defaults."""
+        from lenet_keras.registry import get_spec
+
+        given = {k: v for k, v in options.items() if v is not None}
+        return cls(model=model, **{**get_spec(model).train, **given})
+
+    @classmethod
     def from_json(cls, text):
         data = json.loads(text)
         known = {f.name for f in fields(cls)}
@@ -94,6 +114,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BadInput(f"{name} must be a positive integer, got {value!r}")
+        if self.epochs > MAX_EPOCHS or self.batch_size > MAX_BATCH_SIZE:
+            name, value, bound = (("epochs", self.epochs, MAX_EPOCHS) if self.epochs > MAX_EPOCHS
+                                  else ("batch_size", self.batch_size, MAX_BATCH_SIZE))
+            raise BadInput(f"{name} must be at most {bound:,}, got {value:,}")
         if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
             raise BadInput(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
@@ -112,6 +136,12 @@ class TrainConfig:
             raise BadInput(f"color must be grayscale or rgb, got {self.color!r}")
         if self.early_stopping < 0:
             raise BadInput(f"early_stopping must be >= 0, got {self.early_stopping!r}")
+        if self.augment not in (False, True, *AUGMENTATIONS):
+            raise BadInput(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise BadInput(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise BadInput("weight_decay and warmup_epochs must be >= 0")
         return self
 
     def resolved(self):
@@ -130,17 +160,44 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------
 
 
+def learning_rate_schedule(config, steps_per_epoch):
+    """The config's rate: a constant, or cosine decay to 0 over the run (after a linear
+    warm-up from 0 over ``warmup_epochs``)."""
+    keras = import_keras()
+
+    if config.schedule != "cosine":
+        return config.learning_rate
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    total = max(1, config.epochs * steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup_steps else config.learning_rate,
+        decay_steps=max(1, total - warmup_steps),
+        warmup_target=config.learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+
+
 def _optimizer(config, steps_per_epoch):
     keras = import_keras()
 
-    learning_rate = config.learning_rate
-    if config.schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch)
-        )
+    learning_rate = learning_rate_schedule(config, steps_per_epoch)
+    decay = config.weight_decay or None
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=config.momentum, nesterov=True)
+        return keras.optimizers.SGD(learning_rate, momentum=config.momentum, nesterov=True,
+                                    weight_decay=decay)
+    if decay:
+        return keras.optimizers.AdamW(learning_rate, weight_decay=decay)
     return keras.optimizers.Adam(learning_rate)
+
+
+def _loss(config):
+    keras = import_keras()
+
+    if config.label_smoothing:
+        from lenet_keras.models import SmoothedSparseCrossentropy
+
+        return SmoothedSparseCrossentropy(config.label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
 
 
 def build_for_config(config, bundle):
@@ -153,7 +210,7 @@ def build_for_config(config, bundle):
     steps = max(1, bundle.num_train // config.batch_size)
     model.compile(
         optimizer=_optimizer(config, steps),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        loss=_loss(config),
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
         # MirroredStrategy fails in Keras 3's multi-step loop ("You must feed a value
@@ -263,7 +320,7 @@ def check_run_dir(config, run_dir, overwrite=False):
     New or empty directory: train. Finished run: RunFinished unless overwrite. Unfinished
     run: resume, but only with the same config. Anything else: refuse, never clobber.
     """
-    run_dir = Path(run_dir)
+    run_dir = runs.check_output_dir(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise BadInput(f"'{run_dir}' is a file, not a run directory; choose another --run-dir")
     if not run_dir.exists() or not any(run_dir.iterdir()) or overwrite and runs.is_run_dir(run_dir):
@@ -273,6 +330,7 @@ def check_run_dir(config, run_dir, overwrite=False):
     previous = runs.load_config(run_dir)
     if runs.is_finished(run_dir):
         raise RunFinished(run_dir, runs.read_metrics(run_dir))
+    runs.read_history(run_dir)  # a damaged history.csv fails now, not after TensorFlow loads
     if _comparable(previous) != _comparable(config):
         changed = [k for k, v in _comparable(config).items() if _comparable(previous).get(k) != v]
         raise BadInput(
@@ -391,7 +449,9 @@ def _callbacks(config, run_dir, monitor, twin=None, log=print, restore_from=None
     """(callbacks for fit, the timer, the best-model checkpoint), in the order they must run."""
     keras = import_keras()
 
-    from lenet_keras.callbacks import BestModelCheckpoint, HistoryCSV, RestoreOnly, TrainingTimer
+    from lenet_keras.callbacks import (
+        BestModelCheckpoint, HistoryCSV, RestoreOnly, ResumeState, TrainingTimer,
+    )
     from lenet_keras.devices import tensorflow_available
 
     timer = TrainingTimer(config.batch_size)
@@ -407,10 +467,9 @@ def _callbacks(config, run_dir, monitor, twin=None, log=print, restore_from=None
         checkpoint,
         *restore,
         # Kept until metrics.json exists (deleted below), so a kill during the final
-        # evaluation resumes with nothing left to train. double_checkpoint survives a
-        # kill in the middle of writing the backup itself.
-        keras.callbacks.BackupAndRestore(
-            str(run_dir / "backup"), delete_checkpoint=False, double_checkpoint=True),
+        # evaluation resumes with nothing left to train. Written atomically, so a kill
+        # (even Ctrl-C) while it is written leaves the previous state to resume from.
+        ResumeState(run_dir / "backup"),
     ]
     if tensorflow_available():  # Keras writes TensorBoard logs with tf.summary
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),

@@ -1,0 +1,111 @@
+"""Microcontroller budget of every registered model: int8 flash and TFLM arena, and
+whether they fit two common boards.
+
+For each model in the registry (28x28x1 input, 10 classes, as Fashion-MNIST) it builds
+the int8 file exactly as ``export`` does (few-channel convolutions folded, calibrated on
+the embedded sample's training images, metadata added) and measures:
+
+    flash     the .tflite's bytes (= the C array ``export --micro`` writes)
+    no fold   the bytes without the column folding (the graph XNNPACK is slower on)
+    arena     the smallest tensor arena in which TensorFlow Lite Micro allocates and runs
+              the file (reference kernels, this 64-bit host), and the proposed size with
+              micro.ARENA_MARGIN
+    fits      flash <= board flash and proposed arena <= board RAM (the application's
+              own RAM and stack come on top)
+
+Untrained weights: the sizes depend on the shapes, not on the values.
+
+    python benchmarks/micro_budget.py                # ~2 minutes on 2 cores
+    python benchmarks/micro_budget.py --markdown     # the README table
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+# (name, RAM bytes, flash bytes): a Cortex-M4/M7 class board (e.g. nRF52840: 256 KB RAM,
+# 1 MB flash) and a small one (e.g. STM32L4 entry parts: 64 KB RAM, 256 KB flash).
+BOARDS = (("256 KB RAM / 1 MB flash", 256 * 1024, 1024 * 1024),
+          ("64 KB RAM / 256 KB flash", 64 * 1024, 256 * 1024))
+
+
+def int8_file(model, calibration, fold, workdir):
+    """model_int8.tflite bytes as ``export`` writes them (``fold=False``: no folding)."""
+    from lenet_keras.convert import convert_tflite, export_saved_model, fold_columns, fold_plan
+    from lenet_keras.metadata import add_metadata
+
+    graph = fold_columns(model, fold_plan(model, "int8")) if fold else model
+    source = Path(workdir) / f"{model.name}-{fold}"
+    export_saved_model(graph, source, batch_size=1)
+    content = convert_tflite(source, "int8", lambda: ([image[None]] for image in calibration))
+    labels = [f"class_{i}" for i in range(model.output_shape[-1])]
+    return add_metadata(content, labels, name=model.name, channels=model.input_shape[-1])
+
+
+def budget(name, calibration, workdir):
+    from lenet_keras import micro
+    from lenet_keras.models import build_model
+    from lenet_keras.predictors import TFLiteModel
+
+    model = build_model(name, calibration.shape[1:], 10)
+    content = int8_file(model, calibration, True, workdir)
+    image = TFLiteModel(content).prepare(calibration[:1])
+    arena = micro.smallest_arena(content, image)
+    return {
+        "model": name, "params": model.count_params(), "flash": len(content),
+        "flash_no_fold": len(int8_file(model, calibration, False, workdir)),
+        "arena": arena, "arena_proposed": micro.with_margin(arena),
+        "ops": micro.model_ops(content),
+    }
+
+
+def fits(row, ram, flash):
+    return row["flash"] <= flash and row["arena_proposed"] <= ram
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args(argv)
+
+    from lenet_keras.data import SAMPLE_PATH, load_npz
+    from lenet_keras.models import list_models
+    from lenet_keras.quiet import native_output_captured
+
+    calibration = load_npz(SAMPLE_PATH).x_train[:300].astype(np.float32)
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for name in list_models():
+            with native_output_captured(f"measuring {name}"):
+                rows.append(budget(name, calibration, workdir))
+            print(f"measured {name}", file=sys.stderr)
+
+    if args.markdown:
+        print("| model | params | int8 flash | no fold | TFLM arena (proposed) | "
+              + " | ".join(board for board, _, _ in BOARDS) + " |")
+        print("|---|---:|---:|---:|---:|" + "---|" * len(BOARDS))
+        for r in rows:
+            marks = " | ".join("yes" if fits(r, ram, flash) else "no" for _, ram, flash in BOARDS)
+            print(f"| `{r['model']}` | {r['params']:,} | {r['flash'] / 1024:.1f} KB | "
+                  f"{r['flash_no_fold'] / 1024:.1f} KB | {r['arena'] / 1024:.1f} KB "
+                  f"({r['arena_proposed'] / 1024:.0f} KB) | {marks} |")
+        return
+    header = (f"{'model':<16}{'params':>9}{'flash B':>10}{'no fold B':>11}{'arena B':>9}"
+              f"{'proposed':>10}  " + "  ".join(f"{board:<26}" for board, _, _ in BOARDS))
+    print(header)
+    for r in rows:
+        marks = "  ".join(f"{'fits' if fits(r, ram, flash) else 'too big':<26}"
+                          for _, ram, flash in BOARDS)
+        print(f"{r['model']:<16}{r['params']:>9,}{r['flash']:>10,}{r['flash_no_fold']:>11,}"
+              f"{r['arena']:>9,}{r['arena_proposed']:>10,}  {marks}")
+    print("ops:", {r["model"]: ", ".join(r["ops"]) for r in rows})
+
+
+if __name__ == "__main__":
+    main()

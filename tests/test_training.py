@@ -1,0 +1,85 @@
+"""Training on real data: the run's metrics are what the saved model does on raw pixels."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lenet_keras.data import load_idx_folder
+from lenet_keras.runs import load_model
+from lenet_keras.training import TrainConfig, train
+
+
+@pytest.mark.slow
+def test_lenet5_learns_real_fashion_mnist_in_one_epoch(fashion_mnist_dir, tmp_path):
+    config = TrainConfig(model="lenet5", dataset=str(fashion_mnist_dir), epochs=1)
+    metrics = train(config, tmp_path / "run", log=lambda *_: None)
+    assert metrics["test_accuracy"] > 0.75  # chance is 0.10
+    assert metrics["num_train"] == 54_000 and metrics["num_test"] == 10_000
+
+    # Feed the raw IDX test pixels to model.keras: no preprocessing outside the model.
+    test = load_idx_folder(fashion_mnist_dir)
+    model = load_model(tmp_path / "run" / "model.keras")
+    predictions = model.predict(test.x_test.astype("float32"), batch_size=512, verbose=0)
+    accuracy = float(np.mean(predictions.argmax(axis=1) == test.y_test))
+    assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-4)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_config_round_trips_through_json():
+    config = TrainConfig(model="mlp", dataset="cifar10", color="grayscale", positive_class="cat")
+    assert TrainConfig.from_json(config.to_json()) == config
+
+
+def test_unset_options_take_the_models_registry_recipe_and_given_ones_win(monkeypatch):
+    from lenet_keras import registry
+
+    spec = registry.get_spec("mobilenet_mini")
+    monkeypatch.setitem(registry.MODELS, "mobilenet_mini", registry.ModelSpec(
+        spec.name, spec.description, train={"label_smoothing": 0.1, "augment": "flip"}))
+    config = TrainConfig.for_model("mobilenet_mini", epochs=3, label_smoothing=None)
+    assert (config.label_smoothing, config.augment, config.epochs) == (0.1, "flip", 3)
+    config = TrainConfig.for_model("mobilenet_mini", label_smoothing=0.0, augment="none")
+    assert (config.label_smoothing, config.augment) == (0.0, "none")
+    plain = TrainConfig.for_model("lenet5", learning_rate=None)
+    assert plain.learning_rate == TrainConfig().learning_rate and plain.label_smoothing == 0.0
+
+
+def test_fit_cli_records_the_recipe_flags_in_config_json(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(root / "cli.py"), "fit", "--model", "mobilenet_mini_050",
+         "--epochs", "2", "--run-dir", str(run_dir), "--label-smoothing", "0.2",
+         "--weight-decay", "0.01", "--warmup-epochs", "1", "--augment"],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["label_smoothing"], config["weight_decay"], config["warmup_epochs"],
+            config["augment"]) == (0.2, 0.01, 1, "shift")
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 3  # header + 2 epochs
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.3  # 10 classes: chance is 0.1
+
+
+def test_warmup_rises_linearly_then_cosine_decays():
+    from lenet_keras.training import learning_rate_schedule
+
+    config = TrainConfig(epochs=4, warmup_epochs=1, learning_rate=1e-2)
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 25, 40)]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-3) and rates[2] == pytest.approx(1e-2)
+    assert rates[2] > rates[3] > rates[4] >= 0.0
+
+
+def test_weight_decay_selects_adamw():
+    from lenet_keras.training import _optimizer
+
+    assert type(_optimizer(TrainConfig(weight_decay=0.05), 10)).__name__ == "AdamW"
+    assert type(_optimizer(TrainConfig(), 10)).__name__ == "Adam"
