@@ -142,7 +142,7 @@ def test_jax_fit_writes_the_same_run_directory(small_npz, tmp_path):
         assert (run_dir / name).exists(), name
     # model.keras loads in this (TensorFlow) process and gives the recorded accuracy.
     from lenet_keras.data import load_dataset
-    from lenet_keras.train import evaluate_model
+    from lenet_keras.training import evaluate_model
     from lenet_keras.runs import load_model
 
     test = load_dataset(str(small_npz), batch_size=32).test
@@ -173,7 +173,7 @@ def test_bad_cpu_device_count_is_one_line(run_cli, tmp_path):
 def test_backend_cannot_change_once_keras_runs(tmp_path):
     from lenet_keras.errors import BadInput
     from lenet_keras.quiet import import_keras
-    from lenet_keras.train import TrainConfig, train
+    from lenet_keras.training import TrainConfig, train
 
     assert import_keras().backend.backend() == "tensorflow"
     with pytest.raises(BadInput, match="keras already runs on the tensorflow backend in this "
@@ -350,7 +350,7 @@ def test_jax_trains_without_tensorflow_then_exports_with_it(small_npz, tmp_path,
 def test_mixed_precision_run_saves_a_float32_model(small_npz, tmp_path, precision):
     import keras
 
-    from lenet_keras.train import TrainConfig, train
+    from lenet_keras.training import TrainConfig, train
 
     run_dir = tmp_path / "run"
     lines = []
@@ -369,7 +369,7 @@ def test_bfloat16_run_exports_float32_and_int8_tflite(small_npz, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     from lenet_keras.export import export_run
-    from lenet_keras.train import TrainConfig, train
+    from lenet_keras.training import TrainConfig, train
 
     run_dir = tmp_path / "run"
     train(TrainConfig(dataset=str(small_npz), epochs=1, batch_size=32,
