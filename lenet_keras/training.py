@@ -376,7 +376,8 @@ def train(config, run_dir=None, log=print, overwrite=False):
     options, prepared = read_source(config)  # local data is read and checked (numpy only)
 
     placement = devices.place(config)  # imports keras; joins the other processes
-    writes = _claim_run_dir(placement, run_dir, own_run_dir)
+    token = _run_token(placement)  # None unless several processes train
+    writes = _claim_run_dir(placement, run_dir, own_run_dir, token)
     if writes and not placement.is_chief:
         config = check_run_dir(config, run_dir, overwrite)
     bundle = build_bundle(config, options, prepared, placement)
@@ -391,8 +392,8 @@ def train(config, run_dir=None, log=print, overwrite=False):
     with runs.RunLock(run_dir):
         if overwrite:
             runs.clear_run(run_dir)
-        if placement.processes > 1 and placement.is_chief:
-            _mark_shared(run_dir)
+        if token is not None and placement.is_chief:
+            _mark_shared(run_dir, token)  # again: --overwrite cleared it
         return _fit(config, run_dir, bundle, model, log, placement)
 
 
@@ -402,28 +403,38 @@ def train(config, run_dir=None, log=print, overwrite=False):
 SHARED_MARK = ".process0"
 
 
-def _claim_run_dir(placement, run_dir, own_run_dir):
-    """Whether this process writes run_dir (always, unless several processes train)."""
-    from lenet_keras import devices
-
+def _run_token(placement):
+    """A random number process 0 draws and every process of the run receives (None for
+    a single process): it tells a directory this run's process 0 writes."""
     if placement.processes == 1:
-        return True
+        return None
     import random
 
-    _claim_run_dir.token = devices.agree(random.randrange(1, 2**31))
+    from lenet_keras import devices
+
+    return devices.agree(random.randrange(1, 2**31))
+
+
+def _claim_run_dir(placement, run_dir, own_run_dir, token):
+    """Whether this process writes run_dir: process 0 always; another process only a
+    --run-dir of its own, one that does not hold process 0's mark of this run."""
+    from lenet_keras import devices
+
+    if token is None:
+        return True
     if placement.is_chief:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _mark_shared(run_dir)
+        _mark_shared(run_dir, token)
     devices.barrier("lenet_keras run dir marked")
     if placement.is_chief:
         return True
     mark = run_dir / SHARED_MARK
-    shared = mark.is_file() and mark.read_text().strip() == str(_claim_run_dir.token)
+    shared = mark.is_file() and mark.read_text().strip() == str(token)
     return own_run_dir and not shared
 
 
-def _mark_shared(run_dir):
-    runs.write_atomic(run_dir / SHARED_MARK, f"{_claim_run_dir.token}\n")
+def _mark_shared(run_dir, token):
+    runs.write_atomic(run_dir / SHARED_MARK, f"{token}\n")
 
 
 def _fit_without_writing(config, run_dir, bundle, model, log, placement):

@@ -356,7 +356,7 @@ def test_mixed_precision_run_saves_a_float32_model(small_npz, tmp_path, precisio
     lines = []
     metrics = train(TrainConfig(model="lenet5_bn", dataset=str(small_npz), epochs=1,
                                 batch_size=32, precision=precision), run_dir, log=lines.append)
-    assert f"training on CPU, " in lines[1] and lines[1].endswith(f"(tensorflow, {precision})")
+    assert "training on CPU, " in lines[1] and lines[1].endswith(f"(tensorflow, {precision})")
     assert metrics["precision"] == precision and math.isfinite(metrics["test_loss"])
     assert keras.config.dtype_policy().name == "float32"  # the process is back to float32
     model = keras.saving.load_model(run_dir / "model.keras", compile=False)
