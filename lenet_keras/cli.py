@@ -30,10 +30,23 @@ class OneLineErrors(click.Group):
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
         args = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in args
-        if debug:
-            os.environ[DEBUG_ENV] = "1"  # lenet_keras.quiet shows native output too
-        else:  # numpy, PIL, Keras warnings would break the one-line promise
-            warnings.simplefilter("ignore")
+        # Debug mode and the warning filter last for this command only (an in-process
+        # caller, such as a test with CliRunner, gets its environment back).
+        previous_debug = os.environ.get(DEBUG_ENV)
+        with warnings.catch_warnings():
+            if debug:
+                os.environ[DEBUG_ENV] = "1"  # lenet_keras.quiet shows native output too
+            else:  # numpy, PIL, Keras warnings would break the one-line promise
+                warnings.simplefilter("ignore")
+            try:
+                return self._main_one_line(args, prog_name, debug, **extra)
+            finally:
+                if previous_debug is None:
+                    os.environ.pop(DEBUG_ENV, None)
+                else:
+                    os.environ[DEBUG_ENV] = previous_debug
+
+    def _main_one_line(self, args, prog_name, debug, **extra):
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.Exit as done:
