@@ -752,6 +752,16 @@ class PreparedArrays:
     def image_shape(self):
         return tuple(int(d) for d in self.x_train.shape[1:])
 
+    def bundle(self, train, val, test):
+        """The DatasetBundle of these arrays, fed by the given train/val/test pipelines
+        (tf.data here, feed.ArrayBatches on the JAX and torch backends)."""
+        return DatasetBundle(
+            name=self.name, train=train, val=val, test=test, class_names=self.class_names,
+            image_shape=self.image_shape, num_train=len(self.x_train),
+            num_val=len(self.x_val), num_test=len(self.x_test),
+            class_weight=self.class_weight, skipped_files=self.skipped_files,
+        )
+
 
 def prepare_arrays(source=None, *, image_size=None, color=None, val_split=0.1, seed=42,
                    positive_class=None):
@@ -785,18 +795,10 @@ def prepare_arrays(source=None, *, image_size=None, color=None, val_split=0.1, s
 
 def array_bundle(prepared, *, batch_size=128, augment=False, seed=42):
     """tf.data pipelines over PreparedArrays: the DatasetBundle training uses."""
-    return DatasetBundle(
-        name=prepared.name,
+    return prepared.bundle(
         train=array_pipeline(prepared.x_train, prepared.y_train, batch_size, True, augment, seed),
         val=array_pipeline(prepared.x_val, prepared.y_val, batch_size) if len(prepared.x_val) else None,
         test=array_pipeline(prepared.x_test, prepared.y_test, batch_size),
-        class_names=prepared.class_names,
-        image_shape=prepared.image_shape,
-        num_train=len(prepared.x_train),
-        num_val=len(prepared.x_val),
-        num_test=len(prepared.x_test),
-        class_weight=prepared.class_weight,
-        skipped_files=prepared.skipped_files,
     )
 
 

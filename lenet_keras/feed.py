@@ -17,7 +17,7 @@ batch is still ``--batch-size``.
 
 import numpy as np
 
-from lenet_keras.data import DatasetBundle, _augmenter
+from lenet_keras.data import _augmenter
 from lenet_keras.quiet import import_keras
 
 keras = import_keras()
@@ -103,16 +103,8 @@ def feed_bundle(prepared, *, batch_size=128, augment=False, seed=42, shard=(0, 1
                             seed=seed, shard=shard, multiple=multiple)
 
     val = batches(prepared.x_val, prepared.y_val) if len(prepared.x_val) else None
-    return DatasetBundle(
-        name=prepared.name,
+    return prepared.bundle(
         train=batches(prepared.x_train, prepared.y_train, training=True),
         val=val,
         test=ArrayBatches(prepared.x_test, prepared.y_test, batch_size),
-        class_names=prepared.class_names,
-        image_shape=prepared.image_shape,
-        num_train=len(prepared.x_train),
-        num_val=len(prepared.x_val),
-        num_test=len(prepared.x_test),
-        class_weight=prepared.class_weight,
-        skipped_files=prepared.skipped_files,
     )

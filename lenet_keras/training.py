@@ -202,8 +202,7 @@ def _loss(config):
 
 def build_for_config(config, bundle):
     """The compiled model a config describes, for the bundle's input and classes."""
-    keras = import_keras()
-
+    import_keras()  # quietly, before models.py imports keras
     from lenet_keras.models import build_model
 
     model = build_model(config.model, bundle.image_shape, len(bundle.class_names))
