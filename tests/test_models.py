@@ -107,7 +107,7 @@ def test_mobilenet_width_multiplier_scales_every_layer_to_multiples_of_8():
     assert models.mobilenet_mini((28, 28, 1), 10, width=0.25).get_layer("stem_conv").filters == 8
 
 
-def test_mobilenet_is_depthwise_separable_with_relu6_and_ends_at_4x4():
+def test_mobilenet_is_depthwise_separable_with_relu6_from_a_full_resolution_stem_to_7x7():
     import keras
 
     model = build_model("mobilenet_mini", (28, 28, 1), 10)
@@ -115,7 +115,8 @@ def test_mobilenet_is_depthwise_separable_with_relu6_and_ends_at_4x4():
     assert len(depthwise) == 5 and all(l.kernel_size == (3, 3) for l in depthwise)
     relus = [l for l in model.layers if isinstance(l, keras.layers.ReLU)]
     assert len(relus) == 11 and all(float(l.max_value) == 6.0 for l in relus)
-    assert model.get_layer("pool").input.shape[1:3] == (4, 4)
+    assert model.get_layer("stem_conv").output.shape[1:3] == (28, 28)
+    assert model.get_layer("pool").input.shape[1:3] == (7, 7)
 
 
 def test_alexnet_mini_has_five_convs_three_pools_and_two_dropout_dense_layers():
