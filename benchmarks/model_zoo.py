@@ -83,19 +83,8 @@ def zoo_row(model, metrics, report, config):
         "int8_bytes": formats["int8"]["bytes"],
         "int8_latency_us": formats["int8"]["latency_us"],
         "float32_latency_us": formats["float32"]["latency_us"],
-        "recipe": recipe_text(config),
+        "recipe": config.recipe_changes() or "defaults",
     }
-
-
-def recipe_text(config):
-    """The training options that differ from the global TrainConfig defaults."""
-    from lenet_keras.training import TrainConfig
-
-    default = TrainConfig()
-    keys = ["learning_rate", "batch_size", "augment", "label_smoothing", "weight_decay",
-            "warmup_epochs"]
-    changed = [f"{k}={config[k]}" for k in keys if k in config and config[k] != getattr(default, k)]
-    return ", ".join(changed) or "defaults"
 
 
 def pareto(rows, cost):
@@ -149,6 +138,7 @@ def plot(rows, out):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for axis, cost, label in [(axes[0], "int8_latency_us", "int8 single-image latency (µs)"),
@@ -164,6 +154,10 @@ def plot(rows, out):
         axis.step([r[cost] for r in line], [r["keras_accuracy"] * 100 for r in line],
                   where="post", color="tab:red", alpha=0.6, label="Pareto front")
         axis.set_xscale("log")
+        # Plain numbers on the log axis; minor-tick labels like "3x10^1" overlapped.
+        axis.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_xlabel(label)
         axis.grid(alpha=0.3, which="both")
         axis.legend(loc="lower right")
@@ -190,6 +184,7 @@ def main():
     args = parser.parse_args()
 
     from lenet_keras.models import list_models
+    from lenet_keras.training import TrainConfig
 
     rows, missing = [], []
     for name in list_models():
@@ -201,7 +196,7 @@ def main():
             missing.append(name)
             continue
         report = ensure_exported(run_dir, args.exports / name)
-        config = json.loads((run_dir / "config.json").read_text())
+        config = TrainConfig.from_json((run_dir / "config.json").read_text())
         rows.append(zoo_row(name, metrics, report, config))
     if not rows:
         raise SystemExit("no finished runs to tabulate")

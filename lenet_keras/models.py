@@ -327,7 +327,7 @@ def alexnet_mini(input_shape, num_classes, widths=(16, 32, 48, 48, 32), dense_un
 # here a stride-1 stem and two stride-2 blocks take 28x28 to 7x7. (filters, stride) per
 # depthwise-separable block, before the width multiplier. Chosen on validation accuracy
 # (benchmarks/mobilenet_search.py, 15 epochs, real Fashion-MNIST): a stride-2 stem
-# (28 -> 14 -> 7 -> 4) peaked at 0.916, this stride-1 stem at 0.925 when the last block
+# (28 -> 14 -> 7 -> 4) peaked at 0.919, this stride-1 stem at 0.925 when the last block
 # downsampled to 4x4 and 0.928 as here, ending at 7x7. Same parameters; the full-resolution
 # stem makes training ~2x slower on a CPU.
 MOBILENET_BLOCKS = ((64, 2), (128, 1), (128, 2), (128, 1), (256, 1))

@@ -96,6 +96,17 @@ class TrainConfig:
         given = {k: v for k, v in options.items() if v is not None}
         return cls(model=model, **{**get_spec(model).train, **given})
 
+    # The options a registry model's recipe may change (ModelSpec.train).
+    RECIPE_FIELDS = ("learning_rate", "batch_size", "augment", "label_smoothing",
+                     "weight_decay", "warmup_epochs")
+
+    def recipe_changes(self):
+        """The recipe options that differ from the global defaults, e.g. "augment=flip";
+        "" when none do."""
+        default = TrainConfig()
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self.RECIPE_FIELDS
+                         if getattr(self, name) != getattr(default, name))
+
     @classmethod
     def from_json(cls, text):
         data = json.loads(text)
@@ -516,6 +527,9 @@ def _fit(config, run_dir, bundle, model, log, placement, restore_from=None, show
         f"{bundle.image_shape}, {len(bundle.class_names)} classes -> "
         + (shown_dir or str(run_dir)))
     log(placement.summary())
+    if config.recipe_changes():
+        # Say so when a model's registry recipe (or a flag) changes the training.
+        log(f"recipe: {config.recipe_changes()}")
 
     monitor = "val_accuracy" if bundle.val is not None else "accuracy"
     twin = _float32_twin(config, bundle) if config.precision != "float32" else None

@@ -46,6 +46,16 @@ def test_unset_options_take_the_models_registry_recipe_and_given_ones_win(monkey
     assert plain.learning_rate == TrainConfig().learning_rate and plain.label_smoothing == 0.0
 
 
+def test_mobilenet_mini_trains_with_flips_by_default_and_the_others_with_none():
+    # The recipe chosen on validation (README "Training recipe"); a user's flag still wins.
+    assert TrainConfig.for_model("mobilenet_mini").augment == "flip"
+    assert TrainConfig.for_model("mobilenet_mini", augment="none").augment == "none"
+    assert TrainConfig.for_model("mobilenet_mini_050").augment is False
+    assert TrainConfig.for_model("lenet5").augment is False
+    assert TrainConfig.for_model("mobilenet_mini").recipe_changes() == "augment=flip"
+    assert TrainConfig.for_model("lenet5").recipe_changes() == ""
+
+
 def test_fit_cli_records_the_recipe_flags_in_config_json(tmp_path):
     import subprocess
     import sys
