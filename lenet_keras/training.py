@@ -104,8 +104,13 @@ class TrainConfig:
         """The recipe options that differ from the global defaults, e.g. "augment=flip";
         "" when none do."""
         default = TrainConfig()
-        return ", ".join(f"{name}={getattr(self, name)}" for name in self.RECIPE_FIELDS
-                         if getattr(self, name) != getattr(default, name))
+        changed = []
+        for name in self.RECIPE_FIELDS:
+            value = getattr(self, name)
+            # augment="none" is the default (False) spelled out.
+            if (False if value == "none" else value) != getattr(default, name):
+                changed.append(f"{name}={value}")
+        return ", ".join(changed)
 
     @classmethod
     def from_json(cls, text):

@@ -54,6 +54,7 @@ def test_mobilenet_mini_trains_with_flips_by_default_and_the_others_with_none():
     assert TrainConfig.for_model("lenet5").augment is False
     assert TrainConfig.for_model("mobilenet_mini").recipe_changes() == "augment=flip"
     assert TrainConfig.for_model("lenet5").recipe_changes() == ""
+    assert TrainConfig.for_model("mobilenet_mini", augment="none").recipe_changes() == ""
 
 
 def test_fit_cli_records_the_recipe_flags_in_config_json(tmp_path):
