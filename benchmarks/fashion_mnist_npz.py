@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_keras.data import load_idx_folder
+from lenet_keras.sources import load_idx_folder
 
 DEFAULT_SOURCE = "/usr/share/datasets/fashion-mnist"
 

@@ -67,10 +67,11 @@ def run_torch(args):
     from torch import nn
     from torch.nn import functional as F
 
-    from lenet_keras.data import prepare_arrays
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.pipelines import prepare_arrays
 
     # The package's own split: same training images, same seed.
-    data = prepare_arrays(args.data, val_split=0.1, seed=42)
+    data = prepare_arrays(TrainConfig(dataset=args.data, val_split=0.1, seed=42))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(42)
     x = torch.from_numpy(data.x_train.transpose(0, 3, 1, 2).copy()).to(device)

@@ -132,11 +132,11 @@ def main(argv=None):
     from lenet_keras.export import dataset_arrays, measure_latencies_us
     from lenet_keras.predictors import TFLiteModel
     from lenet_keras.runs import load_config, load_model, resolve_run_dir
-    from lenet_keras.training import load_bundle
+    from lenet_keras.pipelines import evaluation_batches
 
     run_dir = resolve_run_dir(args.run_dir)
     model = load_model(run_dir / "model.keras")
-    bundle = load_bundle(load_config(run_dir), augment=False)
+    bundle = evaluation_batches(load_config(run_dir))
     images, labels = dataset_arrays(bundle.test, 1000)
     calibration, _ = dataset_arrays(bundle.train, args.calibration_samples)
     if args.per_layer:

@@ -74,8 +74,8 @@ def main(argv=None):
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
 
-    from lenet_keras.data import SAMPLE_PATH, load_npz
-    from lenet_keras.models import list_models
+    from lenet_keras.sources import SAMPLE_PATH, load_npz
+    from lenet_keras.registry import list_models
     from lenet_keras.quiet import native_output_captured
 
     calibration = load_npz(SAMPLE_PATH).x_train[:300].astype(np.float32)

@@ -51,12 +51,13 @@ def best_val(run_dir):
 
 
 def train_candidate(name):
-    from lenet_keras import models
-    from lenet_keras.training import TrainConfig, train
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.training import train
 
-    kwargs, options = CANDIDATES[name]
-    models.BUILDERS["mobilenet_mini"] = lambda shape, n: models.mobilenet_mini(shape, n, **kwargs)
-    train(TrainConfig.for_model("mobilenet_mini", dataset=DATASET, **options), RUNS / name)
+    # Builder arguments travel in the config (model_args), recorded in config.json.
+    model_args, options = CANDIDATES[name]
+    train(TrainConfig.for_model("mobilenet_mini", dataset=DATASET, model_args=model_args,
+                                **options), RUNS / name)
 
 
 def main(names):

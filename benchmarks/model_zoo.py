@@ -183,8 +183,8 @@ def main():
                         help="only tabulate runs that are already finished")
     args = parser.parse_args()
 
-    from lenet_keras.models import list_models
-    from lenet_keras.training import TrainConfig
+    from lenet_keras.registry import list_models
+    from lenet_keras.config import TrainConfig
 
     rows, missing = [], []
     for name in list_models():

@@ -1,6 +1,6 @@
 """mixed_bfloat16 against float32 on this machine's CPU: images/s and final accuracy.
 
-The package's own training path (``load_bundle`` + ``build_for_config`` after
+The package's own training path (``load_batches`` + ``build_for_config`` after
 ``devices.place``, as ``fit --precision ...`` runs it), TensorFlow backend, one worker
 process per precision; the two alternate epoch by epoch so a CPU shared with other jobs
 slows both alike. images/s: median over epochs of training steps only (the first,

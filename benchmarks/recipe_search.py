@@ -38,7 +38,7 @@ CANDIDATES = {
 def make_subset(source, out, train_images, heldout_images, seed):
     """An .npz: ``train_images`` training-split images as x_train, a disjoint
     ``heldout_images`` as x_test (validation in disguise; the test split is not used)."""
-    from lenet_keras.data import load_idx_folder
+    from lenet_keras.sources import load_idx_folder
 
     if out.exists():
         return out

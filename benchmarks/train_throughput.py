@@ -3,7 +3,7 @@
 One run, same data, same machine, same network (modern LeNet-5: ReLU, max-pool,
 6-16-120-84, 28x28 padded to 32x32 inside the model), same batch size:
 
-    (a) package   the code ``cli.py fit`` runs: ``load_bundle`` + ``build_for_config`` with
+    (a) package   the code ``cli.py fit`` runs: ``load_batches`` + ``build_for_config`` with
                   the default ``TrainConfig`` (tf.data pipeline, Adam 1e-3 cosine), timed
                   by the same ``TrainingTimer`` that writes ``train_images_per_second``
     (b) pytorch   a plain PyTorch loop: Adam 1e-3, uint8 tensors gathered per batch
@@ -62,7 +62,8 @@ def peak_rss_mb():
 
 def train_val_arrays(data, val_split=0.1, seed=42):
     """The package's training split (same seeded hold-out as load_dataset) and test set."""
-    from lenet_keras.data import _seeded_split, load_arrays
+    from lenet_keras.sources import load_arrays
+    from lenet_keras.pipelines import _seeded_split
 
     arrays = load_arrays(data)
     keep, _ = _seeded_split(len(arrays.x_train), val_split, seed)
@@ -104,7 +105,9 @@ class PackageWorker:
         import keras
 
         from lenet_keras.callbacks import TrainingTimer
-        from lenet_keras.training import TrainConfig, build_for_config, load_bundle
+        from lenet_keras.config import TrainConfig
+        from lenet_keras.pipelines import load_batches
+        from lenet_keras.training import build_for_config
 
         from lenet_keras.devices import place
 
@@ -112,7 +115,7 @@ class PackageWorker:
         self.config = TrainConfig(**options).resolved()
         placement = place(self.config)  # the precision policy (and devices) as fit sets them
         keras.utils.set_random_seed(self.config.seed)
-        self.bundle = load_bundle(self.config, placement)
+        self.bundle = load_batches(self.config, placement)
         with placement.scope():
             self.model = build_for_config(self.config, self.bundle)
         self.timer = TrainingTimer(self.config.batch_size)

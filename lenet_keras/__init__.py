@@ -24,8 +24,8 @@ __version__ = "0.2.0"
 _API = {
     "build_model": ("lenet_keras.models", "build_model"),
     "list_models": ("lenet_keras.registry", "list_models"),
-    "load_dataset": ("lenet_keras.data", "load_dataset"),
-    "TrainConfig": ("lenet_keras.training", "TrainConfig"),
+    "load_dataset": ("lenet_keras.pipelines", "load_dataset"),
+    "TrainConfig": ("lenet_keras.config", "TrainConfig"),
     "train": ("lenet_keras.training", "train"),
     "export_run": ("lenet_keras.export", "export_run"),
     "load_predictor": ("lenet_keras.predictors", "load_predictor"),

@@ -18,9 +18,10 @@ import warnings
 
 import click
 
+from lenet_keras.backends import BACKENDS, DISTRIBUTIONS, PRECISIONS
+from lenet_keras.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, parse_model_arg
 from lenet_keras.errors import BadInput, first_line
 from lenet_keras.quiet import DEBUG_ENV
-from lenet_keras.training import TrainConfig
 
 
 class OneLineErrors(click.Group):
@@ -89,32 +90,48 @@ POSITIVE = click.IntRange(min=1)
 DEFAULTS = TrainConfig  # option defaults are the config's, so the two never disagree
 
 
+# Options several commands share, defined once.
+def run_dir_option(help_text, file_okay=True, multiple=False):
+    return click.option("--run-dir", type=click.Path(file_okay=file_okay), default=None,
+                        multiple=multiple, help=help_text)
+
+
+def dataset_option(help_text):
+    return click.option("--dataset", default=None, metavar="NAME|PATH", help=help_text)
+
+
+def unsafe_option(help_text="Allow a model.keras that holds Python code (only if you trust it)."):
+    return click.option("--unsafe", is_flag=True, help=help_text)
+
+
 @cli.command()
-@click.option("--dataset", default=None, metavar="NAME|PATH",
-              help="TFDS name, image folder, IDX folder or .npz (default: embedded sample).")
+@dataset_option("TFDS name, image folder, IDX folder or .npz (default: embedded sample).")
 @click.option("--model", "model_name", default=DEFAULTS.model, show_default=True,
               help="Registry name; see `lenet-keras models`.")
+@click.option("--model-arg", "model_args", multiple=True, metavar="NAME=VALUE",
+              help="Builder argument on top of the model's registry spec, e.g. width=0.75 "
+                   "for mobilenet_mini (repeatable; saved in config.json).")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True,
               help="Training epochs.")
 @click.option("--batch-size", type=int, default=None,
               help=f"Images per batch.  [default: the model's, else {DEFAULTS.batch_size}]")
 @click.option("--learning-rate", type=float, default=None,
               help=f"Peak learning rate.  [default: the model's, else {DEFAULTS.learning_rate}]")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=DEFAULTS.optimizer,
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULTS.optimizer,
               show_default=True, help="Adam, or SGD with Nesterov momentum.")
-@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=DEFAULTS.schedule,
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=DEFAULTS.schedule,
               show_default=True, help="Learning-rate schedule.")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Seed for weights, shuffling and the validation split.")
-@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write the run (default: runs/<model>-<dataset>-<time>/).")
+@run_dir_option("Where to write the run (default: runs/<model>-<dataset>-<time>/).",
+                file_okay=False)
 @click.option("--image-size", type=int, default=None,
               help="Resize images to N x N (default: the dataset's size; 32 for folders).")
 @click.option("--grayscale/--rgb", "grayscale", default=None,
               help="Convert images to 1 or 3 channels (default: as the dataset).")
 @click.option("--val-split", type=float, default=DEFAULTS.val_split, show_default=True,
               help="Fraction of training images held out for validation.")
-@click.option("--augment", type=click.Choice(["none", "shift", "flip", "shift+flip"]),
+@click.option("--augment", type=click.Choice(AUGMENTATIONS),
               is_flag=False, flag_value="shift", default=None,
               help="Training augmentation; bare --augment means shift: random shifts and "
                    "zooms (flips for RGB).  [default: the model's, else none]")
@@ -134,18 +151,18 @@ DEFAULTS = TrainConfig  # option defaults are the config's, so the two never dis
 @click.option("--jit-compile/--no-jit-compile", default=None,
               help="XLA-compile the training step (default: on for jax, off otherwise; "
                    "slower on CPU with tensorflow).")
-@click.option("--backend", type=click.Choice(["tensorflow", "jax", "torch"]), default=None,
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Keras backend (default: KERAS_BACKEND, else tensorflow).")
-@click.option("--distribute", type=click.Choice(["off", "mirrored", "data-parallel"]),
+@click.option("--distribute", type=click.Choice(DISTRIBUTIONS),
               default=DEFAULTS.distribute, show_default=True,
               help="mirrored: tf.distribute over local GPUs (tensorflow); data-parallel: "
                    "Keras DataParallel over all devices and KERAS_DISTRIBUTION_* processes (jax). "
                    "--batch-size is the global batch.")
-@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
+@click.option("--precision", type=click.Choice(PRECISIONS),
               default=DEFAULTS.precision, show_default=True,
               help="Keras dtype policy; model.keras and exports stay float32.")
 @click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
-def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, schedule, seed,
+def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, optimizer, schedule, seed,
         run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
         warmup_epochs, positive_class, early_stopping, data_dir, manual_dir, jit_compile,
         backend, distribute, precision, overwrite):
@@ -153,11 +170,13 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
 
     Rerun with the same --run-dir to resume an interrupted run.
     """
-    from lenet_keras.training import RunFinished, train
+    from lenet_keras.runs import RunFinished
+    from lenet_keras.training import train
 
     # Options left unset take the model's registry recipe, then TrainConfig's defaults.
     config = TrainConfig.for_model(
-        model_name, dataset=dataset, epochs=epochs, batch_size=batch_size,
+        model_name, model_args=dict(parse_model_arg(arg) for arg in model_args) or None,
+        dataset=dataset, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, optimizer=optimizer, schedule=schedule, seed=seed,
         val_split=val_split, image_size=image_size,
         color=None if grayscale is None else ("grayscale" if grayscale else "rgb"),
@@ -193,12 +212,10 @@ def fit(dataset, model_name, epochs, batch_size, learning_rate, optimizer, sched
 
 
 @cli.command()
-@click.option("--run-dir", type=click.Path(), default=None, help="Run to evaluate (default: latest).")
-@click.option("--dataset", default=None, metavar="NAME|PATH",
-              help="Evaluate on another source with the same classes (default: the run's). "
-                   "A plain folder of class subfolders is used whole.")
-@click.option("--unsafe", is_flag=True,
-              help="Allow a model.keras that holds Python code (only if you trust it).")
+@run_dir_option("Run to evaluate (default: latest).")
+@dataset_option("Evaluate on another source with the same classes (default: the run's). "
+                "A plain folder of class subfolders is used whole.")
+@unsafe_option()
 def evaluate(run_dir, dataset, unsafe):
     """Test accuracy, loss and per-class accuracy of a run's best model.
 
@@ -209,7 +226,7 @@ def evaluate(run_dir, dataset, unsafe):
     from lenet_keras.runs import resolve_run_dir
 
     if dataset:
-        from lenet_keras.data import source_kind
+        from lenet_keras.sources import source_kind
 
         source_kind(dataset)  # a missing path fails here, before the model is loaded
     result = evaluate_run(resolve_run_dir(run_dir), dataset, safe_mode=not unsafe)
@@ -230,17 +247,17 @@ def evaluate(run_dir, dataset, unsafe):
 
 
 @cli.command("plot-history")
-@click.option("--run-dir", "run_dirs", type=click.Path(), multiple=True,
-              help="Run to plot (default: latest); repeat to overlay runs, e.g. mlp vs lenet5.")
+@run_dir_option("Run to plot (default: latest); repeat to overlay runs, e.g. mlp vs lenet5.",
+                multiple=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Image file (.png/.pdf/.svg). Default: RUN_DIR/history.png for one run, "
                    "comparison.png beside the first run for several.")
-def plot_history_command(run_dirs, out):
+def plot_history_command(run_dir, out):
     """Loss, accuracy (train and validation) and learning rate per epoch, best epoch starred."""
     from lenet_keras.plots import plot_history
     from lenet_keras.runs import resolve_run_dir
 
-    resolved = [resolve_run_dir(d) for d in run_dirs] or [resolve_run_dir(None)]
+    resolved = [resolve_run_dir(d) for d in run_dir] or [resolve_run_dir(None)]
     if out is None:
         out = (resolved[0] / "history.png" if len(resolved) == 1
                else resolved[0].parent / "comparison.png")
@@ -260,7 +277,7 @@ class ReleaseGateFailed(click.ClickException):
 
 
 @cli.command("export")
-@click.option("--run-dir", type=click.Path(), default=None, help="Run to export (default: latest).")
+@run_dir_option("Run to export (default: latest).")
 @click.option("--out", type=click.Path(), default=None,
               help="Export directory (default: exports/<run-name>/); replaced atomically.")
 @click.option("--tflite", is_flag=True,
@@ -277,8 +294,7 @@ class ReleaseGateFailed(click.ClickException):
               help="Also write model_int8.cc/.h (the int8 file as a C array) and "
                    "micro_ops.txt for TensorFlow Lite Micro, with the arena measured "
                    "(implies int8).")
-@click.option("--unsafe", is_flag=True,
-              help="Allow a model.keras that holds Python code (only if you trust it).")
+@unsafe_option()
 def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, micro,
                    unsafe):
     """SavedModel (+ TFLite) export with a verified report.json.
@@ -289,7 +305,7 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
     ImageClassifier as it is.
     """
     from lenet_keras.convert import TFLITE_FORMATS, parse_formats
-    from lenet_keras.devices import require_tensorflow
+    from lenet_keras.backends import require_tensorflow
     from lenet_keras.runs import resolve_run_dir
 
     require_tensorflow("export")
@@ -315,9 +331,8 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
                    "(default: the latest run's model.keras).")
 @click.option("--top-k", type=POSITIVE, default=1, show_default=True,
               help="Labels to print per image.")
-@click.option("--unsafe", is_flag=True,
-              help="Allow a model.keras that holds Python code, or a SavedModel with ops "
-                   "lenet-keras exports never use (only if you trust it).")
+@unsafe_option("Allow a model.keras that holds Python code, or a SavedModel with ops "
+               "lenet-keras exports never use (only if you trust it).")
 def predict(images, model_path, top_k, unsafe):
     """Classify image files, one line each (`photo.jpg: hot_dog 0.97`).
 
@@ -349,8 +364,7 @@ def predict(images, model_path, top_k, unsafe):
               help="Address to listen on (0.0.0.0 shares it with your network).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
-@click.option("--unsafe", is_flag=True,
-              help="Allow a model.keras that holds Python code (only if you trust it).")
+@unsafe_option()
 def serve(model_path, export_dir, host, port, unsafe):
     """A web page and JSON API that classify your photos (Ctrl-C to stop).
 
@@ -372,7 +386,8 @@ def serve(model_path, export_dir, host, port, unsafe):
 @click.option("--input-shape", default="28,28,1", show_default=True,
               help="H,W,C used to count parameters.")
 @click.option("--classes", type=click.IntRange(min=2), default=10, show_default=True)
-def models_command(input_shape, classes):
+@click.option("--markdown", is_flag=True, help="Print the README's Markdown table instead.")
+def models_command(input_shape, classes, markdown):
     """List the model registry: name, parameters, description."""
     try:
         shape = tuple(int(v) for v in input_shape.split(","))
@@ -380,24 +395,34 @@ def models_command(input_shape, classes):
     except (ValueError, AssertionError):
         raise BadInput(f"--input-shape must be H,W,C (e.g. 28,28,1), got '{input_shape}'") from None
     from lenet_keras.quiet import import_keras
+    from lenet_keras.registry import MODELS
 
-    import_keras()
-    from lenet_keras.models import MODELS, count_params
+    import_keras()  # quietly, before models.py imports keras
+    from lenet_keras.models import count_params
+
+    rows = []
+    for name, spec in MODELS.items():
+        try:
+            rows.append((name, f"{count_params(name, shape, classes):,}", spec.description))
+        except BadInput:
+            rows.append((name, "too small", spec.description))
+    if markdown:
+        click.echo(f"| name | params ({'x'.join(map(str, shape))}, {classes} classes) | what it is |")
+        click.echo("|---|---:|---|")
+        for name, params, description in rows:
+            click.echo(f"| `{name}` | {params} | {description} |")
+        return
     width = max(len(name) for name in MODELS) + 2
     click.echo(f"{'name':<{width}}{'params':>10}  description  (params at {input_shape}, "
                f"{classes} classes)")
-    for name, spec in MODELS.items():
-        try:
-            params = f"{count_params(name, shape, classes):,}"
-        except BadInput:
-            params = "too small"
-        click.echo(f"{name:<{width}}{params:>10}  {spec.description}")
+    for name, params, description in rows:
+        click.echo(f"{name:<{width}}{params:>10}  {description}")
 
 
 @cli.command("datasets")
 def datasets_command():
     """List the dataset sources `--dataset` accepts."""
-    from lenet_keras.data import SAMPLE_NAME, TFDS_EXAMPLES
+    from lenet_keras.sources import SAMPLE_NAME, TFDS_EXAMPLES
 
     click.echo("Local (no network):")
     click.echo(f"  (default)            {SAMPLE_NAME}: 6,000 + 1,000 Fashion-MNIST images shipped in the package")

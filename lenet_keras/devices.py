@@ -26,81 +26,19 @@ device suits it on N, and it is not rescaled.
 XLA's host platform device count for JAX) so that distribution is testable on a laptop.
 """
 
-import importlib.util
 import os
+import random
 import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
-from lenet_keras.errors import BadInput, first_line
-
-BACKENDS = ("tensorflow", "jax", "torch")
-DISTRIBUTIONS = ("off", "mirrored", "data-parallel")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-CPU_DEVICES_ENV = "LENET_KERAS_CPU_DEVICES"
-# Set on every process of a multi-process (multi-host) data-parallel run.
-PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
-               "KERAS_DISTRIBUTION_PROCESS_ID")
-# What each backend needs, and how a user gets it (CPU builds; GPU lines in the README).
-INSTALL_HINTS = {
-    "tensorflow": "pip install tensorflow",
-    "jax": "pip install jax  (GPU: pip install 'jax[cuda12]')",
-    "torch": "pip install torch",
-}
-# Which backend each distribution runs on.
-DISTRIBUTION_BACKEND = {"mirrored": "tensorflow", "data-parallel": "jax"}
-
-
-def module_available(name):
-    """True if ``import name`` can work, without importing it (a module set to None in
-    sys.modules, as tests do to hide TensorFlow, counts as missing)."""
-    if name in sys.modules:
-        return sys.modules[name] is not None
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def tensorflow_available():
-    return module_available("tensorflow")
-
-
-def require_tensorflow(what):
-    """BadInput in one line when TensorFlow is missing and ``what`` needs it."""
-    if not tensorflow_available():
-        raise BadInput(f"{what} needs TensorFlow, which is not installed here: "
-                       f"{INSTALL_HINTS['tensorflow']}, or do this on a host that has it")
-
-
-def default_backend():
-    """``KERAS_BACKEND`` if set, else tensorflow."""
-    return os.environ.get("KERAS_BACKEND") or "tensorflow"
-
-
-def active_backend():
-    """The backend keras runs on in this process, or None if keras is not imported yet."""
-    keras = sys.modules.get("keras")
-    return keras.backend.backend() if keras is not None else None
-
-
-def check_choices(backend, distribute, precision):
-    """BadInput for a backend / distribution / precision combination that cannot work.
-    Needs no import, so the CLI fails in milliseconds."""
-    if backend not in BACKENDS:
-        raise BadInput(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if distribute not in DISTRIBUTIONS:
-        raise BadInput(f"distribute must be one of {', '.join(DISTRIBUTIONS)}, got {distribute!r}")
-    if precision not in PRECISIONS:
-        raise BadInput(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    needed = DISTRIBUTION_BACKEND.get(distribute)
-    if needed and backend != needed:
-        raise BadInput(f"--distribute {distribute} runs on the {needed} backend; "
-                       f"pass --backend {needed} (got {backend})")
-    if multi_process() and distribute != "data-parallel":
-        raise BadInput("KERAS_DISTRIBUTION_* variables are set: several processes train one "
-                       "model only with --backend jax --distribute data-parallel")
-
+from lenet_keras.backends import (
+    BACKENDS, INSTALL_HINTS, PROCESS_ENV, active_backend, cpu_device_count, module_available,
+    multi_process,
+)
+from lenet_keras.errors import BadInput, first_line, write_atomic
+from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
+from lenet_keras.sources import source_kind
 
 def select_backend(name):
     """Make ``name`` the Keras backend of this process (sets KERAS_BACKEND before keras
@@ -126,16 +64,6 @@ def select_backend(name):
 # ---------------------------------------------------------------------------------------
 
 
-def cpu_device_count():
-    """N from LENET_KERAS_CPU_DEVICES (None when unset); BadInput for a bad value."""
-    value = os.environ.get(CPU_DEVICES_ENV, "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or not 1 <= int(value) <= 64:
-        raise BadInput(f"{CPU_DEVICES_ENV} must be a number of devices from 1 to 64, got {value!r}")
-    return int(value)
-
-
 def split_cpu_for_jax():
     """XLA reads its flags when jax starts: add the host device count before that."""
     count = cpu_device_count()
@@ -146,45 +74,9 @@ def split_cpu_for_jax():
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
 
 
-def configure_tensorflow_devices(tf):
-    """Called by ``quiet.import_tensorflow`` between ``import tensorflow`` and the moment
-    TensorFlow fixes its devices (their first use).
-
-    LENET_KERAS_CPU_DEVICES=N: N logical CPU devices. On the JAX and torch backends
-    TensorFlow only feeds data or writes TensorBoard logs: it is kept off the GPUs, which
-    it would otherwise fill with its memory pool.
-    """
-    try:
-        if (os.environ.get("KERAS_BACKEND") or "tensorflow") != "tensorflow":
-            tf.config.set_visible_devices([], "GPU")
-        count = cpu_device_count()
-        if count and count > 1:
-            cpu = tf.config.list_physical_devices("CPU")[0]
-            tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
-    except RuntimeError:  # devices already initialised (TensorFlow was used before)
-        pass
-
-
 # ---------------------------------------------------------------------------------------
 # Placement: precision, distribution and the devices used
 # ---------------------------------------------------------------------------------------
-
-
-def multi_process():
-    """True when the KERAS_DISTRIBUTION_* variables ask for more than one process."""
-    return int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1") or 1) > 1
-
-
-def process_index_from_env():
-    """This process's KERAS_DISTRIBUTION_PROCESS_ID (0 when it is alone)."""
-    if not multi_process():
-        return 0
-    value = os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "")
-    if not value.isdigit():
-        raise BadInput(f"KERAS_DISTRIBUTION_PROCESS_ID must be 0 .. number of processes - 1, "
-                       f"got {value!r}")
-    return int(value)
 
 
 def cpu_cores():
@@ -273,8 +165,6 @@ def _torch_devices():
 def place(config):
     """Set the dtype policy and the distribution ``config`` asks for; returns the
     Placement. Keras is imported here (on ``config.backend``, chosen before)."""
-    from lenet_keras.quiet import import_keras, import_tensorflow
-
     keras = import_keras()
     backend = keras.backend.backend()
     # Layers take the global policy when they are created: set before the model is built.
@@ -316,8 +206,6 @@ def place(config):
 
 
 def config_source_is_tfds(config):
-    from lenet_keras.data import source_kind
-
     return source_kind(config.dataset) == "tfds"
 
 
@@ -328,8 +216,6 @@ def _join_processes(keras):
 
     if jax.distributed.is_initialized():
         return
-    from lenet_keras.quiet import native_output_captured
-
     try:
         with native_output_captured("joining the other processes"):
             keras.distribution.initialize()
@@ -378,3 +264,41 @@ def plain_float32():
     finally:
         keras.config.set_dtype_policy(policy)
         keras.distribution.set_distribution(distribution)
+
+
+# ---------------------------------------------------------------------------------------
+# Which process writes the run folder (multi-process data-parallel runs)
+# ---------------------------------------------------------------------------------------
+
+# A run directory written by process 0 of a multi-process run holds this file, with a
+# number all processes of that run agree on: a process that finds it in its own
+# --run-dir shares the directory with process 0 and leaves the writing to it.
+SHARED_MARK = ".process0"
+
+
+def run_token(placement):
+    """A random number process 0 draws and every process of the run receives (None for
+    a single process): it tells a directory this run's process 0 writes."""
+    if placement.processes == 1:
+        return None
+    return agree(random.randrange(1, 2**31))
+
+
+def claim_run_dir(placement, run_dir, own_run_dir, token):
+    """Whether this process writes run_dir: process 0 always; another process only a
+    --run-dir of its own, one that does not hold process 0's mark of this run."""
+    if token is None:
+        return True
+    if placement.is_chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        mark_shared(run_dir, token)
+    barrier("lenet_keras run dir marked")
+    if placement.is_chief:
+        return True
+    mark = run_dir / SHARED_MARK
+    shared = mark.is_file() and mark.read_text().strip() == str(token)
+    return own_run_dir and not shared
+
+
+def mark_shared(run_dir, token):
+    write_atomic(run_dir / SHARED_MARK, f"{token}\n")

@@ -11,12 +11,20 @@ is read at the model's input size and colour; its class order may differ from th
 is evaluated whole: it is the test set.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from lenet_keras.errors import BadInput
+from lenet_keras.plots import plot_confusion_matrix, plot_samples
+from lenet_keras.runs import load_config, load_model, read_labels
+from lenet_keras.pipelines import (
+    array_pipeline, binary_class_names, evaluation_batches, positive_class_index,
+)
+from lenet_keras.sources import (
+    dataset_name, load_image_folder, source_kind, to_grayscale, to_rgb,
+)
 
 # Keras' SparseCategoricalCrossentropy clips probabilities to [eps, 1 - eps]; the loss
 # here uses the same epsilon so it matches model.evaluate.
@@ -123,19 +131,12 @@ def match_classes(run_classes, data_classes, source):
 
 
 def _plain_class_folder(source):
-    from lenet_keras.data import source_kind
-
     return source_kind(source) == "folder" and not (Path(source) / "train").is_dir()
 
 
 def _whole_folder(source, config, input_shape):
     """A folder of class subfolders, every image as test data: (dataset, count, names,
     skipped files)."""
-    from lenet_keras.data import (
-        array_pipeline, binary_class_names, load_image_folder, positive_class_index,
-        to_grayscale, to_rgb,
-    )
-
     height, _, channels = input_shape
     arrays = load_image_folder(source, image_size=height, seed=config.seed, test_fraction=0)
     x, y = arrays.x_train, arrays.y_train
@@ -154,20 +155,17 @@ def load_test_set(config, input_shape, dataset=None):
     Without ``dataset``: the run's own test split. With it: that source's test split
     (a whole plain class folder), read at the model's input size and colour.
     """
-    from lenet_keras.data import dataset_name
-    from lenet_keras.training import load_bundle
-
     if dataset is None:
-        bundle = load_bundle(config, augment=False)
+        bundle = evaluation_batches(config)
         return bundle.test, bundle.num_test, bundle.class_names, bundle.name, bundle.skipped_files
     if _plain_class_folder(dataset):
         data, count, class_names, skipped = _whole_folder(dataset, config, input_shape)
         return data, count, class_names, dataset_name(dataset), skipped
     height, width, channels = input_shape
-    bundle = load_bundle(
-        config, dataset=dataset, augment=False, image_size=height,
+    bundle = evaluation_batches(replace(
+        config, dataset=dataset, image_size=height,
         color="grayscale" if channels == 1 else "rgb",
-    )
+    ))
     if bundle.image_shape != (height, width, channels):
         raise BadInput(f"dataset '{dataset}' gives images of shape {bundle.image_shape}; "
                        f"the model takes {(height, width, channels)}")
@@ -208,8 +206,6 @@ def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS, safe_
         An Evaluation. Raises BadInput for a run without a model or a dataset whose
         classes differ from the run's.
     """
-    from lenet_keras.runs import load_config, load_model, read_labels
-
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").exists():
         raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
@@ -236,8 +232,6 @@ def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS, safe_
 
 def write_figures(result, out_dir=None):
     """confusion_matrix.png and samples.png for an Evaluation; returns their paths."""
-    from lenet_keras.plots import plot_confusion_matrix, plot_samples
-
     out_dir = Path(out_dir or result.run_dir)
     title = f"{result.model_name} on {result.dataset_name}"
     confusion_path = out_dir / "confusion_matrix.png"

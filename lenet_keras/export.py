@@ -325,11 +325,11 @@ def _export_into(staging, model, run_dir, formats, calibration_samples, latency_
     tf = import_tensorflow()
 
     from lenet_keras.runs import load_config
-    from lenet_keras.training import load_bundle
+    from lenet_keras.pipelines import evaluation_batches
 
     model_path = run_dir / "model.keras"
     config = load_config(run_dir)
-    bundle = load_bundle(config, augment=False)
+    bundle = evaluation_batches(config)
     x_test, y_test = dataset_arrays(bundle.test)
     if len(x_test) == 0:
         raise BadInput(f"the run's dataset '{bundle.name}' has no test images to verify against")
@@ -520,10 +520,10 @@ def _export_micro(staging, run_dir, report, log):
     from lenet_keras.micro import DEFAULT_AGREEMENT_SAMPLES, export_micro
     from lenet_keras.predictors import TFLiteModel
     from lenet_keras.runs import load_config
-    from lenet_keras.training import load_bundle
+    from lenet_keras.pipelines import evaluation_batches
 
     content = (staging / tflite_filename("int8")).read_bytes()
-    bundle = load_bundle(load_config(run_dir), augment=False)
+    bundle = evaluation_batches(load_config(run_dir))
     images, _ = dataset_arrays(bundle.test, DEFAULT_AGREEMENT_SAMPLES)
     log(f"TensorFlow Lite Micro: measuring the arena, comparing {len(images)} test images "
         "with LiteRT's reference kernels")

@@ -2,10 +2,10 @@
 
 The JAX and torch backends train from here, so a host without TensorFlow (many GPU hosts
 have JAX only) trains on every local source: the embedded sample, .npz, IDX folders and
-image folders. It does what ``data.array_pipeline`` does with tf.data: a new seeded
+image folders. It does what ``pipelines.array_pipeline`` does with tf.data: a new seeded
 permutation every epoch, full training batches only (unless one partial batch is all
-there is), float32 pixels 0..255, and the same Keras augmentation layers, run by the
-backend itself.
+there is), float32 pixels 0..255, and the same augmenter (``pipelines.augmenter``), run
+by the backend itself.
 
 For a data-parallel run every process builds the same global batches and keeps its own
 share (``shard``), so each process reads only the images it trains on and the global
@@ -17,7 +17,6 @@ batch is still ``--batch-size``.
 
 import numpy as np
 
-from lenet_keras.data import _augmenter
 from lenet_keras.quiet import import_keras
 
 keras = import_keras()
@@ -30,7 +29,7 @@ class ArrayBatches(keras.utils.PyDataset):
         x, y: uint8 images [N,H,W,C] and int64 labels [N].
         batch_size: the global batch (all processes together).
         training: reshuffle every epoch (seeded) and drop a ragged last batch.
-        augment: random shifts and zooms (and flips for RGB), as the tf.data pipeline.
+        augment: the training batches' augmenter (``pipelines.augmenter``) or None.
         seed: shuffling and augmentation seed.
         shard: (index, count): this process's share of every global batch.
         multiple: every batch holds a multiple of this many images (the number of
@@ -38,7 +37,7 @@ class ArrayBatches(keras.utils.PyDataset):
             evaluation split is cut down to one, dropping fewer than ``multiple`` images.
     """
 
-    def __init__(self, x, y, batch_size, *, training=False, augment=False, seed=42,
+    def __init__(self, x, y, batch_size, *, training=False, augment=None, seed=42,
                  shard=(0, 1), multiple=1):
         super().__init__()
         self.x, self.y = x, y
@@ -46,7 +45,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.shard_index, self.shard_count = shard
         self.multiple = multiple
         self.epoch = 0
-        self.augmenter = _augmenter(x.shape[-1], seed) if training and augment else None
+        self.augmenter = augment if training else None
         self._order = self._permutation()
 
     def _permutation(self):
@@ -91,7 +90,7 @@ class ArrayBatches(keras.utils.PyDataset):
         return sum(stop - start for start, stop in self._bounds())
 
 
-def feed_bundle(prepared, *, batch_size=128, augment=False, seed=42, shard=(0, 1), multiple=1):
+def feed_bundle(prepared, *, batch_size=128, augment=None, seed=42, shard=(0, 1), multiple=1):
     """PyDatasets over PreparedArrays: the DatasetBundle the JAX and torch backends use.
 
     ``shard`` and ``multiple`` apply to training and validation, which run distributed;
@@ -99,7 +98,7 @@ def feed_bundle(prepared, *, batch_size=128, augment=False, seed=42, shard=(0, 1
     """
 
     def batches(x, y, training=False):
-        return ArrayBatches(x, y, batch_size, training=training, augment=augment and training,
+        return ArrayBatches(x, y, batch_size, training=training, augment=augment,
                             seed=seed, shard=shard, multiple=multiple)
 
     val = batches(prepared.x_val, prepared.y_val) if len(prepared.x_val) else None

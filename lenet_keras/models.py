@@ -1,4 +1,5 @@
-"""LeNet-5 and its family as Keras functional models, in a registry of named variants.
+"""LeNet-5 and its family as Keras functional models (their names, arguments and recipes:
+registry.py).
 
 This module imports keras only (no tensorflow), so the builders run under any Keras
 backend (TensorFlow for training and export here, JAX on a GPU machine).
@@ -12,10 +13,13 @@ dataset's size, grayscale or RGB. Scaling, and the paper's zero padding of 28x28
     61706
 """
 
+import inspect
+
 import keras
 from keras import layers, ops
 
-from lenet_keras.registry import LENET_MIN_SIZE, MODELS, check_input, get_spec, list_models  # noqa: F401
+from lenet_keras.errors import BadInput
+from lenet_keras.registry import builder_name, check_input
 
 # LeNet-5 was designed for 32x32 inputs: 28x28 MNIST digits padded by 2 pixels so that
 # stroke end-points can reach the centre of the top feature detectors' receptive fields.
@@ -389,26 +393,9 @@ def mobilenet_mini(input_shape, num_classes, width=1.0, blocks=MOBILENET_BLOCKS,
     return keras.Model(inputs, _classifier(x, num_classes), name=name)
 
 
-def mobilenet_mini_050(input_shape, num_classes, **kwargs):
-    """mobilenet_mini at width multiplier 0.5."""
-    return mobilenet_mini(input_shape, num_classes, width=0.5, **kwargs)
-
-
 # ---------------------------------------------------------------------------------------
-# Builders by registry name (descriptions and minimum sizes: registry.py)
+# Building a registered model (names, arguments and sizes: registry.py)
 # ---------------------------------------------------------------------------------------
-
-BUILDERS = {
-    "lenet5": lenet5,
-    "lenet5_classic": lenet5_classic,
-    "lenet5_mini": lenet5_mini,
-    "lenet5_bn": lenet5_bn,
-    "lenet1": lenet1,
-    "mlp": mlp,
-    "alexnet_mini": alexnet_mini,
-    "mobilenet_mini": mobilenet_mini,
-    "mobilenet_mini_050": mobilenet_mini_050,
-}
 
 
 def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
@@ -418,17 +405,24 @@ def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
         name: a registry name (see ``list_models()``).
         input_shape: (height, width, channels) of the raw images.
         num_classes: number of output classes (2 for a binary problem).
-        **kwargs: builder-specific options (e.g. ``widths`` for lenet5_bn).
+        **kwargs: builder arguments on top of the spec's (e.g. ``width=0.75`` for
+            mobilenet_mini, ``widths=(16, 32)`` for lenet5_bn).
 
     Returns:
         An uncompiled ``keras.Model`` mapping raw 0-255 pixels to class probabilities.
 
     Raises:
-        BadInput (a ValueError): unknown name, an image too small for the model, or
-        fewer than 2 classes.
+        BadInput (a ValueError): unknown name or builder argument, an image too small for
+        the model, or fewer than 2 classes.
     """
-    check_input(name, input_shape, num_classes)
-    return BUILDERS[name](tuple(input_shape), num_classes, **kwargs)
+    spec = check_input(name, input_shape, num_classes)
+    builder = globals()[builder_name(spec)]
+    accepted = list(inspect.signature(builder).parameters)[2:]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        takes = ", ".join(accepted) or "no arguments"
+        raise BadInput(f"model {name} takes no argument {unknown[0]!r}; it takes: {takes}")
+    return builder(tuple(input_shape), num_classes, **{**spec.kwargs, **kwargs})
 
 
 def count_params(name, input_shape=(32, 32, 1), num_classes=10):

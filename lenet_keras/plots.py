@@ -64,7 +64,7 @@ def save_figure(figure, out):
 
 def run_label(config):
     """'<model> on <dataset>' for a TrainConfig, e.g. 'mlp on fashion_mnist_sample'."""
-    from lenet_keras.data import SAMPLE_NAME
+    from lenet_keras.sources import SAMPLE_NAME
 
     dataset = config.dataset
     if dataset in (None, "", "sample", SAMPLE_NAME):
@@ -138,6 +138,44 @@ def _unique_labels(histories):
             h.label = f"{h.label} ({h.run_dir.name})"
 
 
+def _draw_history(history, color, prefix, axes):
+    """One run's curves (train solid, validation dashed), its best epoch starred, and its
+    learning rate on the third panel."""
+    loss_ax, acc_ax = axes[0], axes[1]
+    marker = "o" if history.num_epochs <= MARKER_MAX_EPOCHS else None
+    style = dict(color=color, marker=marker, markersize=4)
+    for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        for name, linestyle, what in ((metric, "-", "train"), (f"val_{metric}", "--", "validation")):
+            if name in history.series:
+                epochs, values = history.series[name]
+                ax.plot(epochs, values, linestyle=linestyle, label=prefix + what, **style)
+    best = history.best_epoch()
+    if best is not None:
+        epoch, value, metric = best
+        which = "val" if metric.startswith("val") else "train"
+        acc_ax.plot([epoch], [value], linestyle="none", marker="*", markersize=15, color=color,
+                    markeredgecolor="black", zorder=5,
+                    label=f"{prefix}best: epoch {epoch} ({which} accuracy {value:.3f})")
+        for ax in (loss_ax, acc_ax):
+            ax.axvline(epoch, color=color, linestyle=":", alpha=0.6, gid="best-epoch")
+    if "lr" in history.series:
+        epochs, values = history.series["lr"]
+        axes[2].plot(epochs, values, label=prefix + "learning rate", **style)
+
+
+def _label_history_axes(axes, has_lr):
+    from matplotlib.ticker import MaxNLocator
+
+    axes[0].set(title="Loss", xlabel="epoch", ylabel="cross-entropy loss")
+    axes[1].set(title="Accuracy", xlabel="epoch", ylabel="accuracy (fraction correct)")
+    if has_lr:
+        axes[2].set(title="Learning rate (end of epoch)", xlabel="epoch", ylabel="learning rate")
+        axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+
+
 def plot_history(run_dirs=None, out=None):
     """Loss and accuracy per epoch (train solid, validation dashed) of one or more runs,
     the best epoch starred, and the learning rate on a third panel when it was logged.
@@ -152,8 +190,6 @@ def plot_history(run_dirs=None, out=None):
         "<model> on <dataset> · train" with several runs), so ``line.get_ydata()`` gives
         the values drawn.
     """
-    from matplotlib.ticker import MaxNLocator
-
     from lenet_keras.runs import resolve_run_dir
 
     if run_dirs is None or isinstance(run_dirs, (str, os.PathLike)):
@@ -169,38 +205,11 @@ def plot_history(run_dirs=None, out=None):
     panels = 3 if has_lr else 2
     figure = _new_figure((HISTORY_PANEL_SIZE[0] * panels, HISTORY_PANEL_SIZE[1]))
     axes = figure.subplots(1, panels)
-    loss_ax, acc_ax = axes[0], axes[1]
+    acc_ax = axes[1]
     for i, history in enumerate(histories):
-        color = f"C{i % 10}"
-        prefix = f"{history.label} · " if several else ""
-        marker = "o" if history.num_epochs <= MARKER_MAX_EPOCHS else None
-        style = dict(color=color, marker=marker, markersize=4)
-        for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
-            for name, linestyle, what in ((metric, "-", "train"), (f"val_{metric}", "--", "validation")):
-                if name in history.series:
-                    epochs, values = history.series[name]
-                    ax.plot(epochs, values, linestyle=linestyle, label=prefix + what, **style)
-        best = history.best_epoch()
-        if best is not None:
-            epoch, value, metric = best
-            which = "val" if metric.startswith("val") else "train"
-            acc_ax.plot([epoch], [value], linestyle="none", marker="*", markersize=15, color=color,
-                        markeredgecolor="black", zorder=5,
-                        label=f"{prefix}best: epoch {epoch} ({which} accuracy {value:.3f})")
-            for ax in (loss_ax, acc_ax):
-                ax.axvline(epoch, color=color, linestyle=":", alpha=0.6, gid="best-epoch")
-        if "lr" in history.series:
-            epochs, values = history.series["lr"]
-            axes[2].plot(epochs, values, label=prefix + "learning rate", **style)
+        _draw_history(history, f"C{i % 10}", f"{history.label} · " if several else "", axes)
 
-    loss_ax.set(title="Loss", xlabel="epoch", ylabel="cross-entropy loss")
-    acc_ax.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (fraction correct)")
-    if has_lr:
-        axes[2].set(title="Learning rate (end of epoch)", xlabel="epoch", ylabel="learning rate")
-        axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
+    _label_history_axes(axes, has_lr)
     if several:
         figure.suptitle(f"Training history: {len(histories)} runs "
                         "(solid: train, dashed: validation, star: best epoch)")

@@ -319,7 +319,7 @@ def decode_image(source, input_shape, name="image"):
     The one preprocessing step that ``predict`` (files) and ``serve`` (uploads) share,
     so both give the same answer for the same image.
     """
-    from lenet_keras.data import open_image, to_grayscale
+    from lenet_keras.sources import open_image, to_grayscale
 
     height, width, channels = input_shape
     if isinstance(source, (bytes, bytearray, memoryview)):

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 
+from lenet_keras.backends import configure_tensorflow_devices, mark_tensorflow_broken, tensorflow_available
 from lenet_keras.errors import BadInput
 
 DEBUG_ENV = "LENET_KERAS_DEBUG"
@@ -69,8 +70,6 @@ def import_tensorflow():
     with native_output_captured("importing TensorFlow"):
         import tensorflow as tf
 
-        from lenet_keras.devices import configure_tensorflow_devices
-
         configure_tensorflow_devices(tf)  # before the devices initialise
         tf.config.list_logical_devices()
     if not debugging():  # absl's "WARNING:absl:..." lines (SavedModel export, ...)
@@ -87,12 +86,17 @@ def import_keras():
 
     On the other backends TensorFlow is imported too where it is installed: Keras' input
     adapters and TensorBoard callback import it anyway, and this way it is silent and
-    leaves the GPUs to JAX or torch (devices.configure_tensorflow_devices)."""
-    from lenet_keras.devices import tensorflow_available
-
+    leaves the GPUs to JAX or torch (backends.configure_tensorflow_devices). There, a
+    TensorFlow that fails to import (a broken install, a CUDA mismatch) counts as absent.
+    """
     with native_output_captured("importing Keras"):
         import keras
 
-        if keras.backend.backend() == "tensorflow" or tensorflow_available():
+    if keras.backend.backend() == "tensorflow":
+        import_tensorflow()
+    elif tensorflow_available():
+        try:
             import_tensorflow()
+        except Exception as error:  # noqa: BLE001  any failure: train without it
+            mark_tensorflow_broken(error)
     return keras

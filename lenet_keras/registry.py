@@ -1,6 +1,8 @@
-"""The model registry: every named variant, its one-line description and the smallest
-image it can see. Plain data, no Keras import, so names and sizes are checked in
-milliseconds, before TensorFlow loads. The builders live in ``models.py``.
+"""The model registry: one spec per named variant (its builder in ``models.py``, the
+builder's keyword arguments, a one-line description, the smallest image it can see and
+its training recipe). Plain data, no Keras import, so names and sizes are checked in
+milliseconds, before TensorFlow loads. Adding a model: a builder in ``models.py`` (if
+it needs one) and a spec here; ``tests/test_models.py`` builds every spec.
 
     >>> list_models("lenet5*")
     ['lenet5', 'lenet5_bn', 'lenet5_classic', 'lenet5_mini']
@@ -20,6 +22,10 @@ LENET_MIN_SIZE = 28
 class ModelSpec:
     name: str
     description: str
+    # The function in models.py that builds it ("" means the spec's name) and the keyword
+    # arguments it is called with (a config's model_args go on top of them).
+    builder: str = ""
+    kwargs: dict = field(default_factory=dict)
     min_image_size: int = LENET_MIN_SIZE
     # TrainConfig defaults for this model (a recipe measured for it), under the options
     # the user gives; recorded in each run's config.json. Empty: the global defaults.
@@ -29,21 +35,25 @@ class ModelSpec:
 MODELS = {
     spec.name: spec
     for spec in [
-        ModelSpec("lenet5", "modern LeNet-5: ReLU, max-pool, 6-16-120-84"),
+        ModelSpec("lenet5", "modern LeNet-5 (keras-io): ReLU, max-pool, 6-16 maps, 120-84 dense"),
         ModelSpec("lenet5_classic",
-                  "faithful 1998 LeNet-5: scaled tanh, trainable subsampling, Table I C3"),
-        ModelSpec("lenet5_mini", "tiny 4-8 map LeNet for microcontrollers"),
-        ModelSpec("lenet5_bn", "wider LeNet-5 with batch norm and dropout"),
+                  "LeCun et al. 1998: scaled tanh, trainable subsampling, C3 wired by Table I, "
+                  "C5 a 5x5 conv; softmax instead of RBF outputs"),
+        ModelSpec("lenet5_mini", "4-8 maps, no hidden dense layer: for microcontrollers"),
+        ModelSpec("lenet5_bn", "32-64 maps, batch norm and dropout: the accurate one"),
         ModelSpec("lenet1", "LeNet-1 (1989): 4-12 maps, average pooling"),
-        ModelSpec("mlp", "fully connected 300-100 baseline", min_image_size=1),
+        ModelSpec("mlp", "the fully connected 300-100 baseline", min_image_size=1),
         ModelSpec("alexnet_mini",
-                  "AlexNet shape for 28 px: 5 convs, 3 max-pools, 256-256 dense + dropout"),
+                  "AlexNet's shape for 28 px: 5 convs (16-32-48-48-32), 3 max-pools, "
+                  "256-256 dense with dropout 0.5"),
         # Left-right flips (Fashion-MNIST's labels survive a mirror): on validation, 15
         # epochs, best 0.934 against 0.928 without (benchmarks/mobilenet_search.py).
         ModelSpec("mobilenet_mini",
-                  "MobileNet v1: depthwise-separable blocks, BN + ReLU6, width 1.0",
-                  train={"augment": "flip"}),
-        ModelSpec("mobilenet_mini_050", "mobilenet_mini at width multiplier 0.5"),
+                  "MobileNet v1 for 28 px: depthwise-separable blocks 64-256, BN + ReLU6, "
+                  "int8 all builtin ops", train={"augment": "flip"}),
+        ModelSpec("mobilenet_mini_050", "mobilenet_mini at width multiplier 0.5 "
+                  "(--model-arg width=0.75 for others)", builder="mobilenet_mini",
+                  kwargs={"width": 0.5}),
     ]
 }
 
@@ -61,6 +71,11 @@ def get_spec(name):
         hint = f"did you mean {close[0]}? " if close else ""
         raise BadInput(f"unknown model '{name}'; {hint}choose one of: {', '.join(MODELS)}")
     return MODELS[name]
+
+
+def builder_name(spec):
+    """The name of the function in models.py that builds ``spec``."""
+    return spec.builder or spec.name
 
 
 def check_input(name, input_shape, num_classes=None):

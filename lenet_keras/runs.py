@@ -18,10 +18,14 @@ import csv
 import json
 import os
 import re
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
+from lenet_keras.config import TrainConfig
 from lenet_keras.errors import BadInput, atomic_path, first_line, write_atomic
+from lenet_keras.quiet import import_keras
+from lenet_keras.sources import dataset_name
 
 RUNS_ROOT = Path("runs")
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
@@ -30,8 +34,6 @@ HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"
 def default_run_dir(config, root=RUNS_ROOT):
     """runs/<model>-<dataset>-<timestamp>/ (the dataset's name cut to 64 safe characters:
     a folder may be called anything, up to 255 bytes)."""
-    from lenet_keras.data import dataset_name
-
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_name(config.dataset))[:64] or "data"
     return Path(root) / f"{config.model}-{name}-{stamp}"
@@ -96,14 +98,50 @@ def resolve_run_dir(run_dir=None):
     return Path(run_dir)
 
 
+class RunFinished(Exception):
+    """The run directory already holds a finished run (its metrics are attached)."""
+
+    def __init__(self, run_dir, metrics):
+        super().__init__(f"run '{run_dir}' is already finished")
+        self.run_dir, self.metrics = run_dir, metrics
+
+
+def _comparable(config):
+    return {k: v for k, v in asdict(config).items() if k != "created"}
+
+
+def check_run_dir(config, run_dir, overwrite=False):
+    """What an existing run directory means for this fit; returns the config to train.
+
+    New or empty directory: train. Finished run: RunFinished unless overwrite. Unfinished
+    run: resume, but only with the same config. Anything else: refuse, never clobber.
+    """
+    run_dir = check_output_dir(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise BadInput(f"'{run_dir}' is a file, not a run directory; choose another --run-dir")
+    if not run_dir.exists() or not any(run_dir.iterdir()) or overwrite and is_run_dir(run_dir):
+        return config
+    if not is_run_dir(run_dir):
+        raise BadInput(f"'{run_dir}' exists and is not a run directory; choose a new --run-dir")
+    previous = load_config(run_dir)
+    if is_finished(run_dir):
+        raise RunFinished(run_dir, read_metrics(run_dir))
+    read_history(run_dir)  # a damaged history.csv fails now, not after TensorFlow loads
+    if _comparable(previous) != _comparable(config):
+        changed = [k for k, v in _comparable(config).items() if _comparable(previous).get(k) != v]
+        raise BadInput(
+            f"'{run_dir}' holds an unfinished run with other options ({', '.join(changed)}); "
+            "rerun the same command to resume, or pass --overwrite to start again"
+        )
+    return previous  # resume: keep the original creation time
+
+
 # ---------------------------------------------------------------------------------------
 # The files
 # ---------------------------------------------------------------------------------------
 
 
 def load_config(run_dir):
-    from lenet_keras.training import TrainConfig
-
     path = Path(run_dir) / "config.json"
     try:
         data = json.loads(path.read_text())
@@ -216,8 +254,6 @@ def load_model(path, safe_mode=True):
     Raises BadInput for a missing or corrupt file, and for a model that needs unsafe
     deserialization (Python code such as a Lambda layer) unless ``safe_mode=False``.
     """
-    from lenet_keras.quiet import import_keras
-
     keras = import_keras()
     import lenet_keras.models  # noqa: F401  registers the custom layers
 

@@ -34,7 +34,8 @@ def in_tmp(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A real run: lenet5 trained for 2 epochs on the embedded sample (shared, read-only)."""
-    from lenet_keras.training import TrainConfig, train
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.training import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
     train(TrainConfig(model="lenet5", epochs=2, seed=1), run_dir, log=lambda *_: None)

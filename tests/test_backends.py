@@ -27,7 +27,7 @@ requires_torch = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def small_npz(tmp_path_factory):
     """320 training and 64 test images of the embedded sample, as an .npz."""
-    from lenet_keras.data import SAMPLE_PATH
+    from lenet_keras.sources import SAMPLE_PATH
 
     sample = np.load(SAMPLE_PATH)
     path = tmp_path_factory.mktemp("data") / "small.npz"
@@ -61,7 +61,7 @@ ONE_STEP = textwrap.dedent("""
     import numpy as np
     from lenet_keras.quiet import import_keras
     keras = import_keras()
-    from lenet_keras.data import SAMPLE_PATH
+    from lenet_keras.sources import SAMPLE_PATH
     from lenet_keras.models import build_model
     from lenet_keras.registry import list_models
     sample = np.load(SAMPLE_PATH)
@@ -141,7 +141,7 @@ def test_jax_fit_writes_the_same_run_directory(small_npz, tmp_path):
     for name in ("model.keras", "history.csv", "labels.txt", "config.json", "tensorboard"):
         assert (run_dir / name).exists(), name
     # model.keras loads in this (TensorFlow) process and gives the recorded accuracy.
-    from lenet_keras.data import load_dataset
+    from lenet_keras.pipelines import load_dataset
     from lenet_keras.training import evaluate_model
     from lenet_keras.runs import load_model
 
@@ -173,7 +173,8 @@ def test_bad_cpu_device_count_is_one_line(run_cli, tmp_path):
 def test_backend_cannot_change_once_keras_runs(tmp_path):
     from lenet_keras.errors import BadInput
     from lenet_keras.quiet import import_keras
-    from lenet_keras.training import TrainConfig, train
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.training import train
 
     assert import_keras().backend.backend() == "tensorflow"
     with pytest.raises(BadInput, match="keras already runs on the tensorflow backend in this "
@@ -350,7 +351,8 @@ def test_jax_trains_without_tensorflow_then_exports_with_it(small_npz, tmp_path,
 def test_mixed_precision_run_saves_a_float32_model(small_npz, tmp_path, precision):
     import keras
 
-    from lenet_keras.training import TrainConfig, train
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.training import train
 
     run_dir = tmp_path / "run"
     lines = []
@@ -369,7 +371,8 @@ def test_bfloat16_run_exports_float32_and_int8_tflite(small_npz, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     from lenet_keras.export import export_run
-    from lenet_keras.training import TrainConfig, train
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.training import train
 
     run_dir = tmp_path / "run"
     train(TrainConfig(dataset=str(small_npz), epochs=1, batch_size=32,
@@ -434,10 +437,10 @@ def test_feeder_shards_split_every_global_batch():
 
 
 def test_resize_without_tensorflow_is_close_to_tensorflow():
-    from lenet_keras.data import SAMPLE_PATH, _resize, _resize_with_pil
+    from lenet_keras.sources import SAMPLE_PATH, resize_images, _resize_with_pil
 
     x = np.load(SAMPLE_PATH)["x_train"][:200].reshape(-1, 28, 28, 1)
-    with_tf, with_pil = _resize(x, 32).astype(int), _resize_with_pil(x, 32).astype(int)
+    with_tf, with_pil = resize_images(x, 32).astype(int), _resize_with_pil(x, 32).astype(int)
     assert with_pil.shape == with_tf.shape == (200, 32, 32, 1)
     assert np.abs(with_tf - with_pil).max() <= 1
     assert np.abs(with_tf - with_pil).mean() < 0.2

@@ -17,7 +17,8 @@ from lenet_keras.convert import (
     tflite_filename,
 )
 from lenet_keras.export import MARKER, drops_over, export_run
-from lenet_keras.models import MODELS, build_model
+from lenet_keras.models import build_model
+from lenet_keras.registry import MODELS
 
 ENTRY_FIELDS = {"file", "bytes", "test_accuracy", "accuracy_drop_pp", "agreement", "max_abs_diff",
                 "latency_us", "runtime", "input", "output"}
@@ -38,9 +39,9 @@ def exported(tiny_run, tmp_path_factory):
 def test_split(tiny_run):
     from lenet_keras.export import dataset_arrays
     from lenet_keras.runs import load_config, load_model
-    from lenet_keras.training import load_bundle
+    from lenet_keras.pipelines import evaluation_batches
 
-    x, y = dataset_arrays(load_bundle(load_config(tiny_run), augment=False).test)
+    x, y = dataset_arrays(evaluation_batches(load_config(tiny_run)).test)
     keras_probabilities = load_model(tiny_run / "model.keras").predict(x, verbose=0)
     return x, y, keras_probabilities
 

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lenet_keras.data import FASHION_MNIST_CLASSES
-from lenet_keras.training import TrainConfig
+from lenet_keras.sources import FASHION_MNIST_CLASSES
+from lenet_keras.config import TrainConfig
 
 # A refusal that takes longer than this is a hang or a bomb being defused too late.
 SANITY_SECONDS = 60
@@ -701,7 +701,7 @@ def test_resume_state_reads_what_keras_backup_and_restore_left(tmp_path):
 
 
 def test_sixteen_bit_and_float_images_are_scaled_or_refused(tmp_path):
-    from lenet_keras.data import open_image
+    from lenet_keras.sources import open_image
     from lenet_keras.errors import BadInput
 
     wide = np.array([[0, 32768, 65535, 257]], np.uint16)
@@ -715,7 +715,7 @@ def test_sixteen_bit_and_float_images_are_scaled_or_refused(tmp_path):
 
 
 def test_labels_txt_is_read_one_name_per_line(tmp_path):
-    from lenet_keras.data import load_idx_folder
+    from lenet_keras.sources import load_idx_folder
 
     idx_folder("idx", labels_txt=b"T-shirt top\r\nankle boot\n\n")(tmp_path)
     assert load_idx_folder(tmp_path / "idx").class_names == ["T-shirt top", "ankle boot"]
@@ -785,7 +785,7 @@ def test_export_replaces_only_its_own_exports_and_clears_its_leftovers(tiny_run,
 
 
 def test_evaluate_reports_the_corrupt_files_it_skipped(tiny_run, tmp_path, invoke):
-    from lenet_keras.data import load_arrays
+    from lenet_keras.sources import load_arrays
     from lenet_keras.runs import read_labels
 
     run = tmp_path / "run"  # evaluate writes its figures into the run

@@ -19,10 +19,10 @@ def test_images(micro_export):
     from lenet_keras.export import dataset_arrays
     from lenet_keras.predictors import load_predictor
     from lenet_keras.runs import load_config
-    from lenet_keras.training import load_bundle
+    from lenet_keras.pipelines import evaluation_batches
 
     run_dir, _, _, _ = micro_export
-    x, _ = dataset_arrays(load_bundle(load_config(run_dir), augment=False).test, 1000)
+    x, _ = dataset_arrays(evaluation_batches(load_config(run_dir)).test, 1000)
     return x, load_predictor(run_dir / "model.keras").predict(x)
 
 

@@ -16,11 +16,11 @@ def int8(micro_export):
     from lenet_keras.export import dataset_arrays
     from lenet_keras.predictors import TFLiteModel
     from lenet_keras.runs import load_config
-    from lenet_keras.training import load_bundle
+    from lenet_keras.pipelines import evaluation_batches
 
     run_dir, out, report, _ = micro_export
     content = (out / "model_int8.tflite").read_bytes()
-    images, _ = dataset_arrays(load_bundle(load_config(run_dir), augment=False).test, 1000)
+    images, _ = dataset_arrays(evaluation_batches(load_config(run_dir)).test, 1000)
     return content, TFLiteModel(content).prepare(images), report["micro"]
 
 

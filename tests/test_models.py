@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from lenet_keras import models
-from lenet_keras.models import C3_CONNECTIONS, PartialConv2D, build_model, list_models
+from lenet_keras.models import C3_CONNECTIONS, PartialConv2D, build_model
+from lenet_keras.registry import list_models
 
 SHAPES = [(28, 28, 1), (32, 32, 3), (64, 48, 3)]
 

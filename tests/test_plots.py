@@ -17,7 +17,7 @@ from PIL import Image
 from lenet_keras import evaluate, plots
 from lenet_keras.errors import BadInput
 from lenet_keras.runs import HISTORY_COLUMNS, read_history
-from lenet_keras.training import TrainConfig
+from lenet_keras.config import TrainConfig
 
 HISTORY = [  # epoch, loss, accuracy, val_loss, val_accuracy, lr
     [1, 1.20, 0.55, 1.00, 0.60, 1.0e-3],
@@ -277,7 +277,7 @@ def test_evaluate_matches_keras(run_copy):
 
 
 def sample_test_set():
-    from lenet_keras.data import SAMPLE_PATH
+    from lenet_keras.sources import SAMPLE_PATH
 
     with np.load(SAMPLE_PATH) as sample:
         return sample["x_test"], sample["y_test"], [str(n) for n in sample["class_names"]]

@@ -24,7 +24,7 @@ def export_dir(tiny_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def images(tiny_run, tmp_path_factory):
     """Three test images of the run as PNG files (one enlarged RGB JPEG) and their labels."""
-    from lenet_keras.data import load_arrays
+    from lenet_keras.sources import load_arrays
 
     arrays = load_arrays(None)
     folder = tmp_path_factory.mktemp("images")

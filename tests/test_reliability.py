@@ -16,7 +16,8 @@ import lenet_keras.training as train_module
 from lenet_keras import runs
 from lenet_keras.errors import BadInput
 from lenet_keras.runs import load_model, read_history
-from lenet_keras.training import TrainConfig, train
+from lenet_keras.config import TrainConfig
+from lenet_keras.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -55,7 +55,7 @@ def export_dir(tmp_path_factory):
 def test_images(tmp_path_factory):
     """20 test images of the sample: PNGs at 28x28, every fourth an enlarged RGB JPEG (so
     the shared decoder's resize and grayscale conversion are exercised too)."""
-    from lenet_keras.data import load_arrays
+    from lenet_keras.sources import load_arrays
 
     arrays = load_arrays(None)
     folder = tmp_path_factory.mktemp("serve_images")
@@ -362,7 +362,7 @@ def test_default_model_is_the_latest_exports_int8_else_the_latest_run(tmp_path, 
 
 
 def test_verdict_says_x_or_not_x_for_a_positive_class_model():
-    from lenet_keras.data import binary_class_names
+    from lenet_keras.pipelines import binary_class_names
 
     labels = binary_class_names("hot_dog")
     assert verdict("hot_dog", labels) == "Hot dog!"

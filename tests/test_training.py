@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from lenet_keras.data import load_idx_folder
+from lenet_keras.sources import load_idx_folder
 from lenet_keras.runs import load_model
-from lenet_keras.training import TrainConfig, train
+from lenet_keras.config import TrainConfig
+from lenet_keras.training import train
 
 
 @pytest.mark.slow
@@ -50,8 +51,8 @@ def test_mobilenet_mini_trains_with_flips_by_default_and_the_others_with_none():
     # The recipe chosen on validation (README "Training recipe"); a user's flag still wins.
     assert TrainConfig.for_model("mobilenet_mini").augment == "flip"
     assert TrainConfig.for_model("mobilenet_mini", augment="none").augment == "none"
-    assert TrainConfig.for_model("mobilenet_mini_050").augment is False
-    assert TrainConfig.for_model("lenet5").augment is False
+    assert TrainConfig.for_model("mobilenet_mini_050").augment == "none"
+    assert TrainConfig.for_model("lenet5").augment == "none"
     assert TrainConfig.for_model("mobilenet_mini").recipe_changes() == "augment=flip"
     assert TrainConfig.for_model("lenet5").recipe_changes() == ""
     assert TrainConfig.for_model("mobilenet_mini", augment="none").recipe_changes() == ""

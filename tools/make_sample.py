@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from lenet_keras.data import FASHION_MNIST_CLASSES, SAMPLE_PATH, load_idx_folder
+from lenet_keras.sources import FASHION_MNIST_CLASSES, SAMPLE_PATH, load_idx_folder
 
 TRAIN_PER_CLASS = 600
 TEST_PER_CLASS = 100

@@ -1,4 +1,4 @@
-"""Input pipelines: every dataset source -> ready tf.data.Datasets plus class names.
+"""Dataset sources: files (and TFDS names) -> uint8 image arrays and class names.
 
 Sources (``--dataset``):
     (nothing)          the embedded Fashion-MNIST sample shipped in ``lenet_keras/sample/``
@@ -8,10 +8,10 @@ Sources (``--dataset``):
     PATH/ (images)     one subfolder per class, optionally under ``train/`` and ``test/``
     NAME               any TFDS image classification dataset (mnist, cifar10, food101, ...)
 
-Images stay raw pixels (0-255, as float32 in batches): models scale them themselves, so
-the same pixels feed training, evaluation and exported files. Local sources are loaded
-into memory once as uint8 arrays; TFDS sources are decoded and resized in a parallel map
-and cached.
+This module only reads: local sources into memory as uint8 arrays (``load_arrays``),
+single images for ``predict`` and ``serve`` (``open_image``), and a TFDS builder, prepared
+(``tfds_builder``, ``prepare_tfds``). Turning them into batches for training is
+``pipelines.py``'s job.
 """
 
 import difflib
@@ -31,8 +31,9 @@ from lenet_keras.checks import (
     MAX_IMAGE_PIXELS, check_class_names, check_data_bytes, check_labels, check_pixels,
     read_names_file,
 )
+from lenet_keras.backends import tensorflow_available
 from lenet_keras.errors import BadInput, first_line
-from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
+from lenet_keras.quiet import import_tensorflow, native_output_captured
 
 SAMPLE_PATH = Path(__file__).parent / "sample" / "fashion_mnist_sample.npz"
 SAMPLE_NAME = "fashion_mnist_sample"
@@ -64,26 +65,6 @@ TFDS_EXAMPLES = {
     "food101": "101k food photos (with --positive-class hot_dog: Not Hotdog)",
     "cats_vs_dogs": "23k pet photos, 2 classes",
 }
-
-
-@dataclass
-class DatasetBundle:
-    """Everything training needs from a data source.
-
-    ``train``/``val``/``test`` yield ``(images float32 [B,H,W,C] in 0..255, labels int64)``.
-    """
-
-    name: str
-    train: object
-    val: object
-    test: object
-    class_names: list
-    image_shape: tuple
-    num_train: int
-    num_val: int
-    num_test: int
-    class_weight: dict = None
-    skipped_files: list = field(default_factory=list)
 
 
 @dataclass
@@ -556,12 +537,10 @@ def to_rgb(x):
     return x if x.shape[-1] == 3 else np.repeat(x, 3, axis=-1)
 
 
-def _resize(x, size):
+def resize_images(x, size):
     """Resize a uint8 batch [N,H,W,C] to size x size, keeping 0..255 uint8."""
     if x.shape[1] == size and x.shape[2] == size:
         return x
-    from lenet_keras.devices import tensorflow_available
-
     if not tensorflow_available():
         return _resize_with_pil(x, size)
     tf = import_tensorflow()
@@ -574,7 +553,7 @@ def _resize(x, size):
 
 
 def _resize_with_pil(x, size):
-    """``_resize`` on a host without TensorFlow: PIL's bilinear filter, which widens with
+    """``resize_images`` on a host without TensorFlow: PIL's bilinear filter, which widens with
     the scale factor when shrinking (antialiased, as tf.image.resize(antialias=True));
     pixels differ from TensorFlow's by at most one grey level (0.1 on average)."""
     from PIL import Image
@@ -614,192 +593,6 @@ def check_splits(arrays, source):
         raise BadInput(f"dataset '{source}': x_test images are {shown(test_shape)} but x_train "
                        f"images are {shown(train_shape)}")
     return arrays
-
-
-# ---------------------------------------------------------------------------------------
-# Labels: one-vs-rest and class weights
-# ---------------------------------------------------------------------------------------
-
-
-def positive_class_index(class_names, positive_class):
-    if positive_class not in class_names:
-        close = difflib.get_close_matches(positive_class, class_names, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise BadInput(f"--positive-class '{positive_class}' is not a class of this dataset{hint}")
-    return class_names.index(positive_class)
-
-
-def binary_class_names(positive_class):
-    return [f"not_{positive_class}", positive_class]
-
-
-def balanced_class_weight(labels, num_classes):
-    """Weights n / (k * count_c), so each class contributes equally to the loss."""
-    counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes)
-    total = counts.sum()
-    return {c: float(total / (num_classes * n)) if n else 0.0 for c, n in enumerate(counts)}
-
-
-# ---------------------------------------------------------------------------------------
-# tf.data pipelines
-# ---------------------------------------------------------------------------------------
-
-
-AUGMENTATIONS = ("none", "shift", "flip", "shift+flip")
-
-
-def _augmenter(channels, seed, kind="shift"):
-    """Random augmentation of whole training batches.
-
-    kind: "shift" (or True) small shifts and zooms, plus horizontal flips for photos (3
-    channels); "flip" horizontal flips only; "shift+flip" both, for gray images too
-    (label-preserving for clothes, not for digits).
-    """
-    keras = import_keras()
-
-    kind = "shift" if kind is True else kind
-    steps = []
-    if kind in ("shift", "shift+flip"):
-        steps += [
-            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-            keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
-        ]
-    if kind in ("flip", "shift+flip") or (kind == "shift" and channels == 3):
-        steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    return keras.Sequential(steps, name="augment")
-
-
-def _index_batches(num, batch_size, training, seed):
-    """Batches of example indices; for training, reshuffled each epoch (seeded) and
-    without a ragged last batch.
-
-    The training permutation is drawn and cut into batches with whole-tensor ops: a
-    shuffle buffer of single indices made the whole pipeline about half as fast.
-    """
-    tf = import_tensorflow()
-
-    if not training:
-        return tf.data.Dataset.range(num).batch(batch_size)
-    full = num // batch_size
-    rest = 0 if full else num  # a remainder is dropped, unless it is all there is
-
-    def cut(order):
-        batches = tf.data.Dataset.from_tensor_slices(
-            tf.reshape(order[: full * batch_size], [full, batch_size]))
-        if rest:
-            batches = batches.concatenate(tf.data.Dataset.from_tensors(order))
-        return batches
-
-    def permutation(epoch_seed):
-        return tf.random.experimental.stateless_shuffle(
-            tf.range(num, dtype=tf.int64), seed=tf.stack([epoch_seed, tf.constant(seed, tf.int64)]))
-
-    # One new random seed per pass over the dataset (epoch), fixed by ``seed``.
-    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    batches = epoch_seeds.flat_map(lambda epoch_seed: cut(permutation(epoch_seed)))
-    # flat_map hides the length; Keras needs it for steps per epoch and progress bars.
-    return batches.apply(tf.data.experimental.assert_cardinality(full + (1 if rest else 0)))
-
-
-def array_pipeline(x, y, batch_size, training=False, augment=False, seed=42):
-    """A tf.data pipeline over in-memory arrays.
-
-    Shuffles indices rather than images and gathers whole batches, so the pipeline costs
-    a few vectorised ops per batch instead of per image.
-    """
-    tf = import_tensorflow()
-
-    images = tf.constant(x)
-    labels = tf.constant(y)
-    dataset = _index_batches(len(x), batch_size, training, seed).map(
-        lambda i: (tf.cast(tf.gather(images, i), tf.float32), tf.gather(labels, i)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    if training and augment and augment != "none":
-        augmenter = _augmenter(x.shape[-1], seed, augment)
-        dataset = dataset.map(
-            lambda images, labels: (augmenter(images, training=True), labels),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _seeded_split(num, fraction, seed):
-    """Seeded permutation of range(num) cut into (kept, held-out) index arrays."""
-    order = np.random.default_rng(seed).permutation(num)
-    held = int(round(num * fraction))
-    return order[held:], order[:held]
-
-
-@dataclass
-class PreparedArrays:
-    """A local source after colour, size, one-vs-rest and the validation split: numpy
-    only, so it is read and checked before TensorFlow loads (and feeds any backend)."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list
-    class_weight: dict = None
-    skipped_files: list = field(default_factory=list)
-
-    @property
-    def image_shape(self):
-        return tuple(int(d) for d in self.x_train.shape[1:])
-
-    def bundle(self, train, val, test):
-        """The DatasetBundle of these arrays, fed by the given train/val/test pipelines
-        (tf.data here, feed.ArrayBatches on the JAX and torch backends)."""
-        return DatasetBundle(
-            name=self.name, train=train, val=val, test=test, class_names=self.class_names,
-            image_shape=self.image_shape, num_train=len(self.x_train),
-            num_val=len(self.x_val), num_test=len(self.x_test),
-            class_weight=self.class_weight, skipped_files=self.skipped_files,
-        )
-
-
-def prepare_arrays(source=None, *, image_size=None, color=None, val_split=0.1, seed=42,
-                   positive_class=None):
-    """Read a local source (sample, .npz, IDX folder, image folder) and apply the
-    options: a PreparedArrays, checked, before any TensorFlow import."""
-    arrays = load_arrays(source, image_size, seed)
-    x_train, x_test = arrays.x_train, arrays.x_test
-    if color == "grayscale":
-        x_train, x_test = to_grayscale(x_train), to_grayscale(x_test)
-    elif color == "rgb":
-        x_train, x_test = to_rgb(x_train), to_rgb(x_test)
-    if image_size:
-        x_train, x_test = _resize(x_train, image_size), _resize(x_test, image_size)
-    y_train, y_test, class_names = arrays.y_train, arrays.y_test, arrays.class_names
-    class_weight = None
-    if positive_class is not None:
-        index = positive_class_index(class_names, positive_class)
-        y_train, y_test = (y_train == index).astype(np.int64), (y_test == index).astype(np.int64)
-        class_names = binary_class_names(positive_class)
-    keep, held = _seeded_split(len(x_train), val_split, seed)
-    if len(keep) == 0:
-        raise BadInput(f"--val-split {val_split} leaves no training images "
-                       f"(all {len(x_train)} go to validation); use a smaller --val-split")
-    x_val, y_val = x_train[held], y_train[held]
-    x_train, y_train = x_train[keep], y_train[keep]
-    if positive_class is not None:
-        class_weight = balanced_class_weight(y_train, 2)
-    return PreparedArrays(dataset_name(source), x_train, y_train, x_val, y_val, x_test, y_test,
-                          list(class_names), class_weight, arrays.skipped_files)
-
-
-def array_bundle(prepared, *, batch_size=128, augment=False, seed=42):
-    """tf.data pipelines over PreparedArrays: the DatasetBundle training uses."""
-    return prepared.bundle(
-        train=array_pipeline(prepared.x_train, prepared.y_train, batch_size, True, augment, seed),
-        val=array_pipeline(prepared.x_val, prepared.y_val, batch_size) if len(prepared.x_val) else None,
-        test=array_pipeline(prepared.x_test, prepared.y_test, batch_size),
-    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -846,7 +639,7 @@ def tfds_builder(name, data_dir=None):
     return builder
 
 
-def _prepare_tfds(builder, name, manual_dir):
+def prepare_tfds(builder, name, manual_dir):
     """Download and prepare a TFDS dataset, failing fast with a hint when offline."""
     import_tensorflow()
     import tensorflow_datasets as tfds
@@ -861,146 +654,3 @@ def _prepare_tfds(builder, name, manual_dir):
     except Exception as error:  # TFDS raises many types (network, checksum, manual)
         raise BadInput(f"cannot prepare TFDS dataset '{name}': {first_line(error)}; "
                        f"{_offline_hint(name)}") from None
-
-
-def _tfds_pipeline(builder, split, *, size, channels, label_map, batch_size, training,
-                   augment, seed):
-    """Decode -> resize / convert color -> cache -> shuffle -> batch -> prefetch."""
-    tf = import_tensorflow()
-
-    dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-
-    def prepare(image, label):
-        image.set_shape([None, None, None])
-        if channels == 1 and image.shape[-1] != 1:
-            image = tf.image.rgb_to_grayscale(image)
-        elif channels == 3 and image.shape[-1] != 3:
-            image = tf.image.grayscale_to_rgb(image)
-        image = tf.image.resize(image, (size, size), antialias=True)
-        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        return image, label_map(label)
-
-    # Cache the small decoded uint8 images: decoding and resizing run once, not per epoch.
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
-    if training:
-        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(
-        lambda images, labels: (tf.cast(images, tf.float32), labels),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    if training and augment and augment != "none":
-        augmenter = _augmenter(channels, seed, augment)
-        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y),
-                              num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _load_tfds(name, *, batch_size, image_size, color, val_split, seed, augment,
-               positive_class, data_dir, manual_dir):
-    tf = import_tensorflow()
-
-    builder = tfds_builder(name, data_dir)
-    _prepare_tfds(builder, name, manual_dir)
-    info = builder.info
-    image_feature = info.features["image"]
-    class_names = list(info.features["label"].names)
-    native_size = image_feature.shape[0]
-    size = image_size or native_size or DEFAULT_FOLDER_IMAGE_SIZE
-    channels = {"grayscale": 1, "rgb": 3}.get(color) or image_feature.shape[-1] or 3
-
-    splits = set(info.splits.keys())
-    # Some datasets (food101, cats_vs_dogs, ...) provide no TEST split: use VALIDATION,
-    # else hold out the last 20% of TRAIN. Mock data (tests) reports no splits at all.
-    if "test" in splits or not splits:
-        test_split, train_split = "test", "train"
-    elif "validation" in splits:
-        test_split, train_split = "validation", "train"
-    else:
-        test_split, train_split = "train[80%:]", "train[:80%]"
-    percent = int(round(val_split * 100))
-    # TFDS slices are deterministic (not seeded): the same examples every run.
-    val_split_str = f"{train_split}[-{percent}%:]" if "[" not in train_split else None
-    if val_split_str is None:
-        train_only, val_only = "train[:70%]", "train[70%:80%]"
-    elif percent:
-        train_only, val_only = f"{train_split}[:-{percent}%]", val_split_str
-    else:
-        train_only, val_only = train_split, None
-
-    label_map = lambda label: label  # noqa: E731
-    class_weight = None
-    if positive_class is not None:
-        index = positive_class_index(class_names, positive_class)
-        label_map = lambda label: tf.cast(tf.equal(label, index), tf.int64)  # noqa: E731
-        class_names = binary_class_names(positive_class)
-    common = dict(size=size, channels=channels, label_map=label_map, batch_size=batch_size, seed=seed)
-    train = _tfds_pipeline(builder, train_only, training=True, augment=augment, **common)
-    val = _tfds_pipeline(builder, val_only, training=False, augment=False, **common) if val_only else None
-    test = _tfds_pipeline(builder, test_split, training=False, augment=False, **common)
-
-    def count(split):
-        try:
-            return int(info.splits[split].num_examples)
-        except (KeyError, ValueError):  # mock data: no split metadata
-            return int(builder.as_dataset(split=split).reduce(0, lambda n, _: n + 1))
-
-    if positive_class is not None:
-        labels = np.concatenate([y.numpy() for _, y in train])
-        class_weight = balanced_class_weight(labels, 2)
-    return DatasetBundle(
-        name=name,
-        train=train,
-        val=val,
-        test=test,
-        class_names=class_names,
-        image_shape=(size, size, channels),
-        num_train=count(train_only),
-        num_val=count(val_only) if val_only else 0,
-        num_test=count(test_split),
-        class_weight=class_weight,
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# Public entry point
-# ---------------------------------------------------------------------------------------
-
-
-def load_dataset(source=None, *, batch_size=128, image_size=None, color=None, val_split=0.1,
-                 seed=42, augment=False, positive_class=None, data_dir=None, manual_dir=None):
-    """Load any supported source as batched tf.data pipelines.
-
-    Args:
-        source: None (embedded sample), a path (.npz, IDX folder, image folder) or a
-            TFDS name.
-        batch_size: images per batch.
-        image_size: resize to image_size x image_size (default: the source's size; 32 for
-            image folders and variable-size TFDS datasets).
-        color: None (as the source), "grayscale" or "rgb".
-        val_split: fraction of the training split held out for validation (seeded).
-        seed: shuffling, validation split and augmentation seed.
-        augment: False/"none", True/"shift" (random shifts and zooms, and flips for
-            RGB), "flip" or "shift+flip" on training batches (see ``AUGMENTATIONS``).
-        positive_class: a class name; turns the problem into one-vs-rest binary with
-            balanced class weights.
-        data_dir, manual_dir: TFDS data directory and manually downloaded archives.
-
-    Returns:
-        A DatasetBundle.
-
-    Example:
-        >>> bundle = load_dataset("/usr/share/datasets/fashion-mnist", batch_size=128)
-    """
-    if not 0 <= val_split < 1:
-        raise BadInput(f"val_split must be in [0, 1), got {val_split}")
-    if color not in (None, "grayscale", "rgb"):
-        raise BadInput(f"color must be None, 'grayscale' or 'rgb', got {color!r}")
-    if source_kind(source) == "tfds":
-        return _load_tfds(
-            source, batch_size=batch_size, image_size=image_size, color=color,
-            val_split=val_split, seed=seed, augment=augment, positive_class=positive_class,
-            data_dir=data_dir, manual_dir=manual_dir,
-        )
-    prepared = prepare_arrays(source, image_size=image_size, color=color, val_split=val_split,
-                              seed=seed, positive_class=positive_class)
-    return array_bundle(prepared, batch_size=batch_size, augment=augment, seed=seed)

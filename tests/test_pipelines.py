@@ -1,4 +1,5 @@
-"""Data sources -> tf.data pipelines: sample, .npz, IDX, image folders, TFDS (mocked)."""
+"""Data sources -> batches (pipelines.load_dataset, what fit trains on): sample, .npz, IDX,
+image folders, TFDS (mocked); sources.py's readers where they are tested directly."""
 
 import gzip
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lenet_keras import data
+from lenet_keras import sources
+from lenet_keras.pipelines import load_dataset
 from lenet_keras.errors import BadInput
 
 
@@ -23,7 +25,7 @@ def all_labels(dataset):
 
 
 def test_embedded_sample_is_real_fashion_mnist_with_splits():
-    bundle = data.load_dataset(None, batch_size=64, val_split=0.1)
+    bundle = load_dataset(None, batch_size=64, val_split=0.1)
     assert bundle.class_names[0] == "t-shirt_top" and len(bundle.class_names) == 10
     assert bundle.image_shape == (28, 28, 1)
     assert (bundle.num_train, bundle.num_val, bundle.num_test) == (5400, 600, 1000)
@@ -34,38 +36,38 @@ def test_embedded_sample_is_real_fashion_mnist_with_splits():
 
 
 def test_validation_split_is_seeded():
-    val = lambda seed: all_labels(data.load_dataset(None, seed=seed).val)  # noqa: E731
+    val = lambda seed: all_labels(load_dataset(None, seed=seed).val)  # noqa: E731
     assert np.array_equal(val(1), val(1))
     assert not np.array_equal(val(1), val(2))
 
 
 def test_training_order_is_deterministic_under_a_seed():
-    batch = lambda seed: first_batch(data.load_dataset(None, seed=seed).train)[1]  # noqa: E731
+    batch = lambda seed: first_batch(load_dataset(None, seed=seed).train)[1]  # noqa: E731
     assert np.array_equal(batch(3), batch(3))
     assert not np.array_equal(batch(3), batch(4))
 
 
 def test_rgb_and_resize_options():
-    bundle = data.load_dataset(None, color="rgb", image_size=32, batch_size=8)
+    bundle = load_dataset(None, color="rgb", image_size=32, batch_size=8)
     images, _ = first_batch(bundle.test)
     assert bundle.image_shape == (32, 32, 3) and images.shape == (8, 32, 32, 3)
     assert np.array_equal(images[..., 0], images[..., 2])  # gray repeated
 
 
 def test_augment_changes_training_images_only():
-    plain = first_batch(data.load_dataset(None, seed=5).train)[0]
-    augmented = first_batch(data.load_dataset(None, seed=5, augment=True).train)[0]
+    plain = first_batch(load_dataset(None, seed=5).train)[0]
+    augmented = first_batch(load_dataset(None, seed=5, augment="shift").train)[0]
     assert plain.shape == augmented.shape and not np.allclose(plain, augmented)
 
 
 def test_flip_augmentation_mirrors_gray_images_and_none_leaves_them():
-    plain = first_batch(data.load_dataset(None, seed=5).train)[0]
-    flipped = first_batch(data.load_dataset(None, seed=5, augment="flip").train)[0]
+    plain = first_batch(load_dataset(None, seed=5).train)[0]
+    flipped = first_batch(load_dataset(None, seed=5, augment="flip").train)[0]
     same = [np.array_equal(a, b) for a, b in zip(plain, flipped)]
     mirrored = [np.array_equal(a[:, ::-1], b) for a, b in zip(plain, flipped)]
     assert all(s or m for s, m in zip(same, mirrored))  # each image kept or mirrored
     assert 0 < sum(mirrored) < len(plain)
-    unchanged = first_batch(data.load_dataset(None, seed=5, augment="none").train)[0]
+    unchanged = first_batch(load_dataset(None, seed=5, augment="none").train)[0]
     np.testing.assert_array_equal(plain, unchanged)
 
 
@@ -73,7 +75,7 @@ def test_flip_augmentation_mirrors_gray_images_and_none_leaves_them():
 
 
 def test_positive_class_makes_a_balanced_binary_problem():
-    bundle = data.load_dataset(None, positive_class="sneaker")
+    bundle = load_dataset(None, positive_class="sneaker")
     assert bundle.class_names == ["not_sneaker", "sneaker"]
     labels = all_labels(bundle.test)
     assert set(labels) == {0, 1} and labels.mean() == pytest.approx(0.1)
@@ -83,7 +85,7 @@ def test_positive_class_makes_a_balanced_binary_problem():
 
 def test_unknown_positive_class_suggests_close_names():
     with pytest.raises(BadInput, match="did you mean sneaker"):
-        data.load_dataset(None, positive_class="sneakers")
+        load_dataset(None, positive_class="sneakers")
 
 
 # --- .npz ----------------------------------------------------------------------------------
@@ -102,7 +104,7 @@ def write_npz(path, floats=False, **extra):
 
 def test_npz_source(tmp_path):
     arrays = write_npz(tmp_path / "d.npz", class_names=np.array(["a", "b", "c"]))
-    bundle = data.load_dataset(str(tmp_path / "d.npz"), batch_size=10, val_split=0)
+    bundle = load_dataset(str(tmp_path / "d.npz"), batch_size=10, val_split=0)
     assert bundle.class_names == ["a", "b", "c"] and bundle.image_shape == (20, 20, 1)
     images, labels = first_batch(bundle.test)
     np.testing.assert_array_equal(images[..., 0], arrays["x_test"])
@@ -111,7 +113,7 @@ def test_npz_source(tmp_path):
 
 def test_npz_with_unit_floats_becomes_pixels(tmp_path):
     arrays = write_npz(tmp_path / "f.npz", floats=True)
-    split = data.load_npz(tmp_path / "f.npz")
+    split = sources.load_npz(tmp_path / "f.npz")
     assert split.x_test.dtype == np.uint8 and split.class_names == ["0", "1", "2"]
     np.testing.assert_array_equal(split.x_test[..., 0], np.rint(arrays["x_test"] * 255))
 
@@ -119,7 +121,7 @@ def test_npz_with_unit_floats_becomes_pixels(tmp_path):
 def test_npz_missing_arrays_is_bad_input(tmp_path):
     np.savez(tmp_path / "bad.npz", x_train=np.zeros((2, 4, 4)))
     with pytest.raises(BadInput, match="lacks arrays"):
-        data.load_dataset(str(tmp_path / "bad.npz"))
+        load_dataset(str(tmp_path / "bad.npz"))
 
 
 # --- IDX -----------------------------------------------------------------------------------
@@ -150,8 +152,8 @@ def write_idx_folder(folder, compress=True, n_train=60, n_test=20):
 @pytest.mark.parametrize("compress", [True, False])
 def test_idx_folder_source(tmp_path, compress):
     arrays = write_idx_folder(tmp_path / "digits", compress)
-    assert data.source_kind(str(tmp_path / "digits")) == "idx"
-    split = data.load_idx_folder(tmp_path / "digits")
+    assert sources.source_kind(str(tmp_path / "digits")) == "idx"
+    split = sources.load_idx_folder(tmp_path / "digits")
     assert split.class_names == [str(i) for i in range(10)]
     np.testing.assert_array_equal(split.x_test[..., 0], arrays["t10k-images-idx3-ubyte"])
     np.testing.assert_array_equal(split.y_train, arrays["train-labels-idx1-ubyte"])
@@ -159,7 +161,7 @@ def test_idx_folder_source(tmp_path, compress):
 
 def test_idx_folder_named_fashion_gets_fashion_class_names(tmp_path):
     write_idx_folder(tmp_path / "my-fashion-mnist")
-    assert data.load_idx_folder(tmp_path / "my-fashion-mnist").class_names[-1] == "ankle_boot"
+    assert sources.load_idx_folder(tmp_path / "my-fashion-mnist").class_names[-1] == "ankle_boot"
 
 
 def test_truncated_idx_file_is_bad_input(tmp_path):
@@ -167,11 +169,11 @@ def test_truncated_idx_file_is_bad_input(tmp_path):
     path = tmp_path / "broken" / "t10k-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(BadInput, match="truncated"):
-        data.load_dataset(str(tmp_path / "broken"))
+        load_dataset(str(tmp_path / "broken"))
 
 
 def test_real_fashion_mnist_idx(fashion_mnist_dir):
-    split = data.load_idx_folder(fashion_mnist_dir)
+    split = sources.load_idx_folder(fashion_mnist_dir)
     assert split.x_train.shape == (60000, 28, 28, 1) and split.x_test.shape == (10000, 28, 28, 1)
     assert np.bincount(split.y_test).tolist() == [1000] * 10
     assert split.class_names[0] == "t-shirt_top"
@@ -199,7 +201,7 @@ def make_photo_folder(root):
 
 def test_image_folder_with_mixed_formats_sizes_and_a_corrupt_file(tmp_path):
     make_photo_folder(tmp_path / "photos")
-    split = data.load_image_folder(tmp_path / "photos", image_size=32, seed=0)
+    split = sources.load_image_folder(tmp_path / "photos", image_size=32, seed=0)
     assert split.class_names == ["hot_dog", "not_hot_dog"]
     assert [p.endswith("corrupt.png") for p in split.skipped_files] == [True]
     assert split.x_train.shape[1:] == (32, 32, 3)
@@ -215,7 +217,7 @@ def test_image_folder_with_train_and_test_subfolders(tmp_path):
         for label in ["cat", "dog"]:
             for i in range(count):
                 write_image(tmp_path / "pets" / split_name / label / f"{i}.png", (20, 20))
-    bundle = data.load_dataset(str(tmp_path / "pets"), image_size=28, val_split=0)
+    bundle = load_dataset(str(tmp_path / "pets"), image_size=28, val_split=0)
     assert (bundle.num_train, bundle.num_test) == (8, 4)
     assert bundle.image_shape == (28, 28, 3)
 
@@ -224,7 +226,7 @@ def test_all_grayscale_folder_gives_one_channel(tmp_path):
     for label in ["a", "b"]:
         for i in range(3):
             write_image(tmp_path / "gray" / label / f"{i}.png", (30, 30), mode="L", color=(i * 50,))
-    assert data.load_image_folder(tmp_path / "gray").x_train.shape[-1] == 1
+    assert sources.load_image_folder(tmp_path / "gray").x_train.shape[-1] == 1
 
 
 @pytest.mark.parametrize(
@@ -243,12 +245,12 @@ def test_bad_image_folders(tmp_path, layout, message):
         for name in files:
             (root / label / name).write_bytes(b"garbage")
     with pytest.raises(BadInput, match=message):
-        data.load_dataset(str(root))
+        load_dataset(str(root))
 
 
 def test_missing_path_is_bad_input(tmp_path):
     with pytest.raises(BadInput, match="does not exist"):
-        data.load_dataset(str(tmp_path / "nowhere"))
+        load_dataset(str(tmp_path / "nowhere"))
 
 
 # --- TFDS (mocked: no network here) --------------------------------------------------------
@@ -259,13 +261,13 @@ def mock_tfds(monkeypatch):
     """tfds.testing.mock_data replaces downloads; tell the offline check it may proceed."""
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(sources, "_network_reachable", lambda *a, **k: True)
     return tfds.testing.mock_data
 
 
 def test_tfds_source_with_mock_data(mock_tfds):
     with mock_tfds(num_examples=40):
-        bundle = data.load_dataset("mnist", batch_size=8, val_split=0.25)
+        bundle = load_dataset("mnist", batch_size=8, val_split=0.25)
         images, labels = first_batch(bundle.train)
         assert bundle.class_names == [str(i) for i in range(10)]
         assert bundle.image_shape == (28, 28, 1) and images.shape == (8, 28, 28, 1)
@@ -276,7 +278,7 @@ def test_tfds_source_with_mock_data(mock_tfds):
 
 def test_tfds_variable_size_photos_resized_and_binarized_with_mock_data(mock_tfds):
     with mock_tfds(num_examples=24):
-        bundle = data.load_dataset("food101", batch_size=4, positive_class="hot_dog", color="grayscale")
+        bundle = load_dataset("food101", batch_size=4, positive_class="hot_dog", color="grayscale")
         images, labels = first_batch(bundle.test)
         assert bundle.class_names == ["not_hot_dog", "hot_dog"]
         assert images.shape == (4, 32, 32, 1) and set(labels) <= {0, 1}
@@ -285,10 +287,10 @@ def test_tfds_variable_size_photos_resized_and_binarized_with_mock_data(mock_tfd
 
 def test_unknown_tfds_name_suggests_close_matches():
     with pytest.raises(BadInput, match="did you mean.*mnist"):
-        data.load_dataset("mnsit")
+        load_dataset("mnsit")
 
 
 def test_tfds_offline_fails_fast_with_a_hint(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(sources, "_network_reachable", lambda *a, **k: False)
     with pytest.raises(BadInput, match="no network.*--manual-dir"):
-        data.load_dataset("mnist", data_dir=str(tmp_path))
+        load_dataset("mnist", data_dir=str(tmp_path))
