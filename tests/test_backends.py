@@ -444,3 +444,72 @@ def test_resize_without_tensorflow_is_close_to_tensorflow():
     assert with_pil.shape == with_tf.shape == (200, 32, 32, 1)
     assert np.abs(with_tf - with_pil).max() <= 1
     assert np.abs(with_tf - with_pil).mean() < 0.2
+
+
+# ---------------------------------------------------------------------------------------
+# One augmentation for both feeders (the JAX feeder once trained "none" and "flip" with
+# random shifts), and a TensorFlow that fails to import
+# ---------------------------------------------------------------------------------------
+
+JAX_BATCHES = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import lenet_keras as lk
+    source = np.load(sys.argv[1])
+    x_train = source["x_train"].reshape(-1, 28, 28, 1)
+    result = {}
+    for kind in ("none", "shift", "flip"):
+        bundle = lk.load_dataset(sys.argv[1], augment=kind, val_split=0, batch_size=32, seed=3)
+        images = np.concatenate([bundle.train[i][0] for i in range(len(bundle.train))])
+        result[kind] = {
+            "type": type(bundle.train).__name__,
+            "all_source_images": bool(all((x_train == image).all(axis=(1, 2, 3)).any()
+                                          for image in images.astype(np.uint8))),
+            "integral": bool((images == np.round(images)).all()),
+            "sum": float(images.sum()),
+        }
+    print("@@" + json.dumps(result))
+""")
+
+
+@requires_jax
+def test_jax_feeder_augments_as_asked_and_none_keeps_the_source_pixels(small_npz):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-c", JAX_BATCHES, str(small_npz)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("@@"))[2:])
+    assert {r["type"] for r in result.values()} == {"ArrayBatches"}
+    assert result["none"]["all_source_images"] and result["none"]["integral"]
+    # A flip moves pixels but keeps every value; a shift/zoom interpolates and pads.
+    assert not result["flip"]["all_source_images"]
+    assert result["flip"]["sum"] == result["none"]["sum"]
+    assert not result["shift"]["integral"]
+
+
+@pytest.fixture
+def broken_tensorflow(tmp_path):
+    """PYTHONPATH where ``import tensorflow`` raises, as on a host whose TensorFlow build
+    does not match its CUDA."""
+    shim = tmp_path / "broken_tf" / "tensorflow"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text(
+        'raise ImportError("libcudart.so.12: cannot open shared object file (simulated)")\n')
+    return {"PYTHONPATH": f"{shim.parent}:{ROOT}"}
+
+
+@pytest.mark.slow
+@requires_jax
+def test_jax_fit_histories_differ_by_augmentation_and_survive_a_broken_tensorflow(
+        small_npz, tmp_path, broken_tensorflow):
+    losses = {}
+    for kind in ("none", "shift", "flip"):
+        run_dir = tmp_path / kind
+        env = broken_tensorflow if kind == "none" else None
+        done = run_cli_process(*fit_args(small_npz, run_dir, "--backend", "jax", "--seed", "3",
+                                         "--augment", kind), env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        history = (run_dir / "history.csv").read_text().splitlines()
+        losses[kind] = history[1].split(",")[1]  # epoch 1's training loss
+    assert len(set(losses.values())) == 3, losses
+    assert not (tmp_path / "none" / "tensorboard").exists()  # TensorFlow counted as absent
