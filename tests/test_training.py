@@ -28,36 +28,6 @@ def test_lenet5_learns_real_fashion_mnist_in_one_epoch(fashion_mnist_dir, tmp_pa
     assert saved["test_accuracy"] == metrics["test_accuracy"]
 
 
-def test_config_round_trips_through_json():
-    config = TrainConfig(model="mlp", dataset="cifar10", color="grayscale", positive_class="cat")
-    assert TrainConfig.from_json(config.to_json()) == config
-
-
-def test_unset_options_take_the_models_registry_recipe_and_given_ones_win(monkeypatch):
-    from lenet_keras import registry
-
-    spec = registry.get_spec("mobilenet_mini")
-    monkeypatch.setitem(registry.MODELS, "mobilenet_mini", registry.ModelSpec(
-        spec.name, spec.description, train={"label_smoothing": 0.1, "augment": "flip"}))
-    config = TrainConfig.for_model("mobilenet_mini", epochs=3, label_smoothing=None)
-    assert (config.label_smoothing, config.augment, config.epochs) == (0.1, "flip", 3)
-    config = TrainConfig.for_model("mobilenet_mini", label_smoothing=0.0, augment="none")
-    assert (config.label_smoothing, config.augment) == (0.0, "none")
-    plain = TrainConfig.for_model("lenet5", learning_rate=None)
-    assert plain.learning_rate == TrainConfig().learning_rate and plain.label_smoothing == 0.0
-
-
-def test_mobilenet_mini_trains_with_flips_by_default_and_the_others_with_none():
-    # The recipe chosen on validation (README "Training recipe"); a user's flag still wins.
-    assert TrainConfig.for_model("mobilenet_mini").augment == "flip"
-    assert TrainConfig.for_model("mobilenet_mini", augment="none").augment == "none"
-    assert TrainConfig.for_model("mobilenet_mini_050").augment == "none"
-    assert TrainConfig.for_model("lenet5").augment == "none"
-    assert TrainConfig.for_model("mobilenet_mini").recipe_changes() == "augment=flip"
-    assert TrainConfig.for_model("lenet5").recipe_changes() == ""
-    assert TrainConfig.for_model("mobilenet_mini", augment="none").recipe_changes() == ""
-
-
 def test_fit_cli_records_the_recipe_flags_in_config_json(tmp_path):
     import subprocess
     import sys
@@ -68,16 +38,22 @@ def test_fit_cli_records_the_recipe_flags_in_config_json(tmp_path):
     result = subprocess.run(
         [sys.executable, str(root / "cli.py"), "fit", "--model", "mobilenet_mini_050",
          "--epochs", "2", "--run-dir", str(run_dir), "--label-smoothing", "0.2",
-         "--weight-decay", "0.01", "--warmup-epochs", "1", "--augment"],
+         "--weight-decay", "0.01", "--warmup-epochs", "1", "--augment",
+         "--model-arg", "width=0.75"],
         capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["label_smoothing"], config["weight_decay"], config["warmup_epochs"],
             config["augment"]) == (0.2, 0.01, 1, "shift")
+    # --model-arg goes on top of the spec's width=0.5, into config.json and the model.
+    assert config["model_args"] == {"width": 0.75}
     history = (run_dir / "history.csv").read_text().splitlines()
     assert len(history) == 3  # header + 2 epochs
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.3  # 10 classes: chance is 0.1
+    from lenet_keras.models import build_model
+
+    assert metrics["params"] == build_model("mobilenet_mini", (28, 28, 1), 10, width=0.75).count_params()
 
 
 def test_warmup_rises_linearly_then_cosine_decays():
