@@ -432,6 +432,5 @@ def load_dataset(dataset=None, *, model=None, **options):
     config = (TrainConfig.for_model(model, dataset=dataset, **given) if model
               else TrainConfig(dataset=dataset, **given))
     config = config.check().resolved()
-    source_kind(config.dataset)  # a missing path fails here
     select_backend(config.backend)
     return build_batches(config, read_source(config, check_model=model is not None))

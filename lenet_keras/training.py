@@ -21,7 +21,6 @@ from lenet_keras.backends import process_index_from_env, tensorflow_available
 from lenet_keras.errors import BadInput
 from lenet_keras.pipelines import build_batches, read_source
 from lenet_keras.quiet import import_keras
-from lenet_keras.sources import source_kind
 
 
 def train(config, run_dir=None, log=print, overwrite=False):
@@ -49,7 +48,6 @@ def train(config, run_dir=None, log=print, overwrite=False):
     """
     # 1. Check what needs no TensorFlow: the options, the run folder, local data.
     config = config.check().resolved()
-    source_kind(config.dataset)  # a missing path fails here
     devices.select_backend(config.backend)  # before keras is imported
     own_run_dir = run_dir is not None
     run_dir = Path(run_dir) if own_run_dir else runs.default_run_dir(config)

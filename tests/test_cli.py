@@ -59,7 +59,7 @@ def test_fit_writes_a_run_directory_and_evaluate_finds_it(in_tmp, invoke):
 
 
 def test_fit_on_a_folder_with_a_corrupt_png_trains_and_reports_it(in_tmp, invoke):
-    from tests.test_data import make_photo_folder
+    from tests.test_pipelines import make_photo_folder
 
     make_photo_folder(in_tmp / "photos")
     result = invoke("fit", "--dataset", in_tmp / "photos", "--epochs", 1, "--run-dir", "run",

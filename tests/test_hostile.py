@@ -722,7 +722,7 @@ def test_labels_txt_is_read_one_name_per_line(tmp_path):
 
 
 def test_idx_gz_is_refused_from_its_header_without_inflating_the_rest(tmp_path, monkeypatch):
-    from lenet_keras import data
+    from lenet_keras import sources
     from lenet_keras.errors import BadInput
 
     idx_folder("idx", train_images_idx3_ubyte=idx_header([60000, 40000, 40000]) + bytes(64 << 20))(tmp_path)
@@ -747,9 +747,9 @@ def test_idx_gz_is_refused_from_its_header_without_inflating_the_rest(tmp_path, 
         def __exit__(self, *exc):
             self.close()
 
-    monkeypatch.setattr(data.gzip, "open", lambda *a, **k: Counting(real_open(*a, **k)))
+    monkeypatch.setattr(sources.gzip, "open", lambda *a, **k: Counting(real_open(*a, **k)))
     with pytest.raises(BadInput, match="too large"):
-        data.load_idx_folder(tmp_path / "idx")
+        sources.load_idx_folder(tmp_path / "idx")
     assert sum(inflated) < 1024  # headers only, of 64 MB behind them
 
 
