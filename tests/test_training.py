@@ -57,6 +57,7 @@ def test_mobilenet_mini_trains_with_flips_by_default_and_the_others_with_none():
     assert TrainConfig.for_model("mobilenet_mini", augment="none").recipe_changes() == ""
 
 
+@pytest.mark.slow
 def test_fit_cli_records_the_recipe_flags_in_config_json(tmp_path):
     import subprocess
     import sys
