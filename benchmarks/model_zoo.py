@@ -5,7 +5,7 @@ else trains it there with ``cli.py fit`` (the model's registry defaults); then r
 ``exports/zoo/<model>/report.json`` when it is newer than the model, else exports int8
 and float32 TFLite with ``cli.py export``. From metrics.json and report.json it writes:
 
-- the README "Model zoo" table, between the ``model-zoo`` markers in README.md;
+- the "Model zoo" table, between the ``model-zoo`` markers in docs/RESULTS.md;
 - docs/model_zoo.png: test accuracy against int8 latency and int8 file size, with the
   Pareto front (no other model both faster/smaller and more accurate).
 
@@ -177,7 +177,7 @@ def main():
                         help="glob: the registry models to train if unfinished")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "zoo")
     parser.add_argument("--exports", type=Path, default=ROOT / "exports" / "zoo")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--readme", type=Path, default=ROOT / "docs" / "RESULTS.md")
     parser.add_argument("--png", type=Path, default=ROOT / "docs" / "model_zoo.png")
     parser.add_argument("--no-train", action="store_true",
                         help="only tabulate runs that are already finished")

@@ -37,23 +37,26 @@ MODELS = {
     for spec in [
         ModelSpec("lenet5", "modern LeNet-5 (keras-io): ReLU, max-pool, 6-16 maps, 120-84 dense"),
         ModelSpec("lenet5_classic",
-                  "LeCun et al. 1998: scaled tanh, trainable subsampling, C3 wired by Table I, "
-                  "C5 a 5x5 conv; softmax instead of RBF outputs"),
+                  "faithful to LeCun et al. 1998: scaled tanh 1.7159·tanh(2x/3), trainable "
+                  "subsampling (coefficient + bias per map), C3 wired by the paper's Table I "
+                  "(1,516 params), C5 as a 5x5 conv; a softmax replaces the RBF output"),
         ModelSpec("lenet5_mini", "4-8 maps, no hidden dense layer: for microcontrollers"),
         ModelSpec("lenet5_bn", "32-64 maps, batch norm and dropout: the accurate one"),
         ModelSpec("lenet1", "LeNet-1 (1989): 4-12 maps, average pooling"),
         ModelSpec("mlp", "the fully connected 300-100 baseline", min_image_size=1),
         ModelSpec("alexnet_mini",
-                  "AlexNet's shape for 28 px: 5 convs (16-32-48-48-32), 3 max-pools, "
-                  "256-256 dense with dropout 0.5"),
+                  "AlexNet's shape for 28 px: 5x5 then four 3x3 convs (16-32-48-48-32 maps), "
+                  "3 max-pools, 256-256 dense layers with dropout 0.5, ReLU, no batch norm"),
         # Left-right flips (Fashion-MNIST's labels survive a mirror): on validation, 15
         # epochs, best 0.934 against 0.928 without (benchmarks/mobilenet_search.py).
         ModelSpec("mobilenet_mini",
-                  "MobileNet v1 for 28 px: depthwise-separable blocks 64-256, BN + ReLU6, "
-                  "int8 all builtin ops", train={"augment": "flip"}),
-        ModelSpec("mobilenet_mini_050", "mobilenet_mini at width multiplier 0.5 "
-                  "(--model-arg width=0.75 for others)", builder="mobilenet_mini",
-                  kwargs={"width": 0.5}),
+                  "MobileNet v1 for 28 px: 3x3 stem at full resolution, 5 depthwise-separable "
+                  "blocks (64-128-128-128-256; 28 -> 14 -> 7), batch norm + ReLU6, global "
+                  "average pool; trains with `--augment flip` by default",
+                  train={"augment": "flip"}),
+        ModelSpec("mobilenet_mini_050",
+                  "`mobilenet_mini` at width multiplier 0.5 (`--model-arg width=0.75` for "
+                  "others)", builder="mobilenet_mini", kwargs={"width": 0.5}),
     ]
 }
 

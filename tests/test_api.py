@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import lenet_keras as lk
@@ -27,6 +28,7 @@ def test_every_public_name_has_a_docstring():
         assert getattr(lk, name).__doc__, name
 
 
+@pytest.mark.slow
 def test_train_export_predict_in_a_few_lines(tmp_path):
     """The README's Python API example, end to end on the embedded sample."""
     metrics = lk.train(lk.TrainConfig(model="lenet5_mini", epochs=1), tmp_path / "run",

@@ -103,6 +103,7 @@ def _registry():
     return list_models()
 
 
+@pytest.mark.slow
 @requires_jax
 @pytest.mark.parametrize("name", _registry())
 def test_every_model_trains_a_step_on_jax(jax_steps, name):
@@ -112,6 +113,7 @@ def test_every_model_trains_a_step_on_jax(jax_steps, name):
     assert shape == [None, 10]
 
 
+@pytest.mark.slow
 @requires_torch
 @pytest.mark.parametrize("name", _registry())
 def test_every_model_trains_a_step_on_torch(torch_steps, name):

@@ -29,6 +29,7 @@ def test_datasets_lists_local_and_tfds_sources(invoke):
     assert "fashion-mnist" in result.output and "cifar10" in result.output
 
 
+@pytest.mark.slow
 def test_fit_writes_a_run_directory_and_evaluate_finds_it(in_tmp, invoke):
     result = invoke("fit", "--epochs", 2, "--batch-size", 64, "--model", "lenet5_mini")
     assert result.exit_code == 0, result.output
@@ -58,6 +59,7 @@ def test_fit_writes_a_run_directory_and_evaluate_finds_it(in_tmp, invoke):
     assert again.exit_code == 0 and "already finished" in again.output
 
 
+@pytest.mark.slow
 def test_fit_on_a_folder_with_a_corrupt_png_trains_and_reports_it(in_tmp, invoke):
     from tests.test_pipelines import make_photo_folder
 
@@ -136,6 +138,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(in_tmp, args, message, 
     assert {p.relative_to(in_tmp): p.stat().st_mtime_ns for p in in_tmp.rglob("*")} == before
 
 
+@pytest.mark.slow
 def test_commands_print_no_native_start_up_chatter(tiny_run, in_tmp, run_cli):
     """TensorFlow/LiteRT/converter lines written from C++ (absl, XNNPACK, fully_quantize)
     never reach the user; the commands' own lines do."""

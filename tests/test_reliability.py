@@ -52,6 +52,7 @@ def test_fit_killed_with_sigkill_resumes_from_the_last_completed_epoch(tmp_path)
     assert load_model(run_dir / "model.keras").count_params() > 0
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_the_run_and_keeps_the_best_checkpoint(tmp_path, monkeypatch):
     def diverging_optimizer(config, steps_per_epoch):
         # A sane first epoch, then a learning rate that blows the weights up.

@@ -173,12 +173,14 @@ def post_image(server, path, as_multipart=True):
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_starts_on_loopback_and_says_what_it_serves(server, export_dir):
     stdout = server.stdout.decode()
     assert f"serving {export_dir / 'model_int8.tflite'} (int8, 10 classes: t-shirt_top" in stdout
     assert server.url == f"http://127.0.0.1:{server.port}/"
 
 
+@pytest.mark.slow
 def test_healthz_and_model(server, export_dir):
     assert request(server, "GET", "/healthz")[::2] == (200, {"status": "ok"})
     status, _, info = request(server, "GET", "/api/model")
@@ -192,6 +194,7 @@ def test_healthz_and_model(server, export_dir):
     assert info["positive_class"] is None
 
 
+@pytest.mark.slow
 def test_page_and_its_files_are_served_from_the_package(server):
     status, headers, page = request(server, "GET", "/")
     assert status == 200 and headers["content-type"].startswith("text/html")
@@ -203,6 +206,7 @@ def test_page_and_its_files_are_served_from_the_package(server):
     assert "default-src 'self'" in headers["content-security-policy"]
 
 
+@pytest.mark.slow
 def test_api_labels_equal_predicts(server, export_dir, test_images, predicted):
     """The 20 images through the API (half multipart, half raw bytes) get predict's labels."""
     class_names = (export_dir / "labels.txt").read_text().splitlines()
@@ -221,6 +225,7 @@ def test_api_labels_equal_predicts(server, export_dir, test_images, predicted):
     assert len(set(labels)) >= 3  # a model that answers one class would prove nothing
 
 
+@pytest.mark.slow
 def test_32_concurrent_requests(server, test_images, predicted):
     start = threading.Barrier(32)
 
@@ -264,6 +269,7 @@ def bad_requests():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(bad_requests()))
 def test_bad_input_gets_its_status_and_the_server_keeps_answering(server, test_images, case):
     method, path, body, headers, chunked, expected = bad_requests()[case]
@@ -281,6 +287,7 @@ def test_bad_input_gets_its_status_and_the_server_keeps_answering(server, test_i
     assert post_image(server, test_images[0])[0] == 200
 
 
+@pytest.mark.slow
 def test_one_log_line_per_request(server, test_images):
     marker = f"/no-such-page-{uuid.uuid4().hex}"
     assert request(server, "GET", marker)[0] == 404
@@ -306,6 +313,7 @@ def test_one_log_line_per_request(server, test_images):
     assert predicted()
 
 
+@pytest.mark.slow
 def test_serves_a_keras_model_too_and_stops_cleanly(export_dir, test_images, tmp_path):
     """--model run/model.keras: Keras answers (one model behind a lock) equal predict's,
     under 8 concurrent requests; Ctrl-C stops it with exit 0."""
@@ -394,6 +402,7 @@ def test_listening_socket_is_tcp_so_asyncio_turns_nagle_off():
             pass
 
 
+@pytest.mark.slow
 def test_serve_on_a_taken_port_is_one_line(export_dir):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -429,6 +438,7 @@ def chromium(window_size="900,1100"):
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
 
 
+@pytest.mark.slow
 def test_page_in_headless_chromium(server, export_dir, test_images, predicted, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -28,6 +28,7 @@ def test_lenet5_learns_real_fashion_mnist_in_one_epoch(fashion_mnist_dir, tmp_pa
     assert saved["test_accuracy"] == metrics["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_fit_cli_records_the_recipe_flags_in_config_json(tmp_path):
     import subprocess
     import sys
