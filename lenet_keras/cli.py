@@ -287,12 +287,12 @@ def format_flags(command):
               help="Allow a model.keras that holds Python code (only if you trust it).")
 def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, unsafe,
                    **switches):
-    """SavedModel (+ TFLite) export with a verified report.json.
+    """SavedModel (+ TFLite, ONNX) export with a verified report.json.
 
     Every format is checked against the run's own test split: accuracy, top-1 agreement
-    with the Keras model and single-image latency (LiteRT, 1 thread). Every .tflite
-    carries its labels as metadata; model_mediapipe.tflite loads in MediaPipe Tasks'
-    ImageClassifier as it is.
+    with the Keras model and single-image latency (LiteRT and ONNX Runtime, 1 thread).
+    Every .tflite carries its labels as metadata; model_mediapipe.tflite loads in
+    MediaPipe Tasks' ImageClassifier as it is.
     """
     from lenet_keras.devices import require_tensorflow
     from lenet_keras.runs import resolve_run_dir

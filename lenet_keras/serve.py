@@ -3,6 +3,7 @@
     lenet-keras serve                                  # the latest export's int8 .tflite
     lenet-keras serve --export-dir exports/my-run --port 8080
     lenet-keras serve --model runs/my-run/model.keras
+    lenet-keras serve --model exports/my-run/model.onnx
 
 Endpoints::
 
@@ -21,7 +22,8 @@ Why a pool of predictors: a LiteRT interpreter holds its input and output tensor
 inside itself ("no other function on this object should be called while invoke() has
 not finished"), so two requests sharing one would mix up their images. Each request
 borrows a whole predictor from a pool and gives it back. Interpreters release the GIL
-while they run, so a pool of N uses N cores; a Keras or SavedModel model gets a pool of
+while they run, so a pool of N uses N cores (ONNX Runtime sessions, one thread each, are
+pooled alike: the format table's ``pooled``); a Keras or SavedModel model gets a pool of
 one (a lock), because Keras does not promise a thread-safe ``predict`` and TensorFlow
 already spreads one call over every core.
 
@@ -171,7 +173,7 @@ class ModelService:
     """A loaded model: ``describe()`` for /api/model, ``classify(bytes)`` for /api/predict.
 
     Args:
-        path: a .tflite file, a .keras file or a SavedModel directory.
+        path: any model file of the format table (.tflite, .onnx, .keras, SavedModel).
         safe_mode: load a .keras file in Keras safe mode.
         pool_size: LiteRT interpreters (default: the CPU count, at most 4).
     """
