@@ -443,10 +443,33 @@ def onnx_file(job, fmt):
         with warnings.catch_warnings(), native_output_captured("converting to ONNX"):
             warnings.simplefilter("ignore")
             job.model.export(str(path), format="onnx", input_signature=[spec], verbose=False)
+            if len(onnx.load(str(path)).graph.input) > 1:
+                _frozen_onnx(job.model, path)
     except Exception as error:  # noqa: BLE001  tf2onnx fails in many ways
         raise BadInput(f"ONNX conversion failed: {first_line(error, 300)}") from None
     model = onnx.load(str(path))
+    if len(model.graph.input) != 1:
+        raise BadInput(f"ONNX conversion left {len(model.graph.input)} inputs, not one image")
     model.metadata_props.add(key=ONNX_LABELS_KEY, value="\n".join(job.describe["labels"]))
     model.doc_string = job.describe["description"]
     onnx.save(model, str(path))
     return path, {}
+
+
+def _frozen_onnx(model, path):
+    """Convert again from a frozen graph: tf2onnx's ``from_function`` (what Keras calls)
+    turns a constant tensor the model captures (not a variable: lenet5_classic's C3
+    connection mask) into a second graph input; freezing makes every capture a constant.
+    Runs right after ``model.export(format="onnx")``, which patched tf2onnx for numpy 2."""
+    import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    tf = import_tensorflow()
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")
+    function = tf.function(lambda image: model(image, training=False))
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function(spec))
+    tf2onnx.convert.from_graph_def(
+        frozen.graph.as_graph_def(), input_names=[frozen.inputs[0].name],
+        output_names=[tensor.name for tensor in frozen.outputs], output_path=str(path))

@@ -274,3 +274,24 @@ def test_serve_runs_the_onnx_file_in_a_pool(micro_export, tmp_path):
         image[None, :, :, None].astype(np.float32))[0]
     assert answer["format"] == "onnx"
     assert answer["top"][0]["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+@needs_onnx
+@pytest.mark.parametrize("name", __import__("lenet_keras.registry").registry.list_models())
+def test_every_registered_model_converts_to_onnx_with_one_input(name, tmp_path):
+    """Untrained weights are enough: one image input (lenet5_classic's captured C3 mask
+    is folded in, see convert._frozen_onnx), Keras' probabilities, labels inside."""
+    from types import SimpleNamespace
+
+    from lenet_keras.convert import onnx_file
+    from lenet_keras.models import build_model
+    from lenet_keras.runtimes import OnnxModel
+
+    model = build_model(name, (28, 28, 1), 10)
+    job = SimpleNamespace(model=model, staging=tmp_path, describe={
+        "labels": [f"c{i}" for i in range(10)], "description": name})
+    path, extra = onnx_file(job, get("onnx"))
+    runner = OnnxModel(path)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(runner.predict(x), model(x), atol=1e-5)
+    assert runner.input_shape == (28, 28, 1) and runner.embedded_labels()[-1] == "c9"
