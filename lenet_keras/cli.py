@@ -21,6 +21,7 @@ import click
 from lenet_keras.backends import BACKENDS, DISTRIBUTIONS, PRECISIONS
 from lenet_keras.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, parse_model_arg
 from lenet_keras.errors import BadInput, first_line
+from lenet_keras.formats import CHOICES, FORMATS, TFLITE_FORMATS, get, parse_formats, select
 from lenet_keras.quiet import DEBUG_ENV
 
 
@@ -276,46 +277,51 @@ class ReleaseGateFailed(click.ClickException):
     exit_code = 3
 
 
+def format_flags(command):
+    """One switch per format-table row with a ``flag`` (--micro, --onnx), its help from
+    the row."""
+    for fmt in reversed([f for f in FORMATS if f.flag]):
+        command = click.option(fmt.flag, fmt.name, is_flag=True, help=fmt.help)(command)
+    return command
+
+
 @cli.command("export")
 @run_dir_option("Run to export (default: latest).")
 @click.option("--out", type=click.Path(), default=None,
               help="Export directory (default: exports/<run-name>/); replaced atomically.")
 @click.option("--tflite", is_flag=True,
-              help="Also write model_{float32,dynamic,float16,int8}.tflite.")
+              help=f"Also write {', '.join(get(name).file for name in TFLITE_FORMATS)}.")
 @click.option("--quantize", default=None, metavar="LIST",
-              help="Only these TFLite formats, comma-separated: float32, dynamic, float16, "
-                   "int8 (implies --tflite).")
+              help=f"Only these formats, comma-separated: {', '.join(CHOICES)} (instead of "
+                   "--tflite's).")
 @click.option("--calibration-samples", type=POSITIVE, default=300, show_default=True,
               metavar="N", help="Training-split images that calibrate the int8 model.")
 @click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
               metavar="PP", help="Exit 3 if any format's test accuracy is more than PP "
                                  "percentage points below the Keras model's.")
-@click.option("--micro", is_flag=True,
-              help="Also write model_int8.cc/.h (the int8 file as a C array) and "
-                   "micro_ops.txt for TensorFlow Lite Micro, with the arena measured "
-                   "(implies int8).")
+@format_flags
 @unsafe_option()
-def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, micro,
-                   unsafe):
-    """SavedModel (+ TFLite) export with a verified report.json.
+def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop, unsafe,
+                   **switches):
+    """SavedModel (+ TFLite, ONNX) export with a verified report.json.
 
     Every format is checked against the run's own test split: accuracy, top-1 agreement
-    with the Keras model and single-image latency (LiteRT, 1 thread). Every .tflite
-    carries its labels as metadata; model_mediapipe.tflite loads in MediaPipe Tasks'
-    ImageClassifier as it is.
+    with the Keras model and single-image latency (LiteRT and ONNX Runtime, 1 thread).
+    Every .tflite carries its labels as metadata; model_mediapipe.tflite loads in
+    MediaPipe Tasks' ImageClassifier as it is.
     """
-    from lenet_keras.convert import TFLITE_FORMATS, parse_formats
     from lenet_keras.backends import require_tensorflow
     from lenet_keras.runs import resolve_run_dir
 
-    require_tensorflow("export")
-
     formats = parse_formats(quantize) if quantize else (TFLITE_FORMATS if tflite else ())
+    formats = (*formats, *(name for name, on in switches.items() if on))
+    select(formats)  # an unknown format or a missing optional package: one line, no work
+    require_tensorflow("export")
     run_dir = resolve_run_dir(run_dir)
     from lenet_keras.export import drops_over, export_run, format_table
 
     report = export_run(run_dir, out, formats=formats, calibration_samples=calibration_samples,
-                        log=click.echo, safe_mode=not unsafe, micro=micro)
+                        log=click.echo, safe_mode=not unsafe)
     click.echo(format_table(report))
     click.echo(f"wrote {report['export_dir']}")
     failed = drops_over(report, max_drop)
@@ -327,7 +333,7 @@ def export_command(run_dir, out, tflite, quantize, calibration_samples, max_drop
 @cli.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="A .keras file, SavedModel directory or .tflite file "
+              help="A .keras file, SavedModel directory, .tflite or .onnx file "
                    "(default: the latest run's model.keras).")
 @click.option("--top-k", type=POSITIVE, default=1, show_default=True,
               help="Labels to print per image.")
@@ -356,8 +362,8 @@ def predict(images, model_path, top_k, unsafe):
 
 @cli.command()
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="A .tflite, .keras file or SavedModel directory (default: the latest "
-                   "export's int8 .tflite, else the latest run's model.keras).")
+              help="A .tflite, .onnx, .keras file or SavedModel directory (default: the "
+                   "latest export's int8 .tflite, else the latest run's model.keras).")
 @click.option("--export-dir", type=click.Path(), default=None,
               help="Serve this export's int8 .tflite (or its best other file).")
 @click.option("--host", default="127.0.0.1", show_default=True,

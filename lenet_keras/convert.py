@@ -1,5 +1,7 @@
-"""Keras model -> SavedModel -> .tflite, and the graph rewrites that make the .tflite
-files fast. ``export.py`` stages, verifies and reports; this module only converts.
+"""Keras model -> SavedModel -> .tflite (and -> .onnx), and the graph rewrites that make
+the .tflite files fast. ``export.py`` stages, verifies and reports; this module only
+converts. The ``*_file(job, fmt)`` functions at the end are the converters the format
+table (``formats.FORMATS``) names: each writes one format's file into the staging folder.
 
 - Keras 3 models do not go through ``TFLiteConverter.from_keras_model``; the converter
   reads a SavedModel that ``model.export`` writes.
@@ -31,7 +33,6 @@ import numpy as np
 from lenet_keras.errors import BadInput, first_line
 from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
 
-TFLITE_FORMATS = ("float32", "dynamic", "float16", "int8")
 # Column folding (see fold_columns). lenet5 on Fashion-MNIST, LiteRT 2.3, 1 thread, us per
 # image, folding only the first convolution: no rewrite / factor 2 / factor 7:
 #   AMD EPYC (AVX-512 VNNI):  float32 18.3 / 14.9 / 26.4    int8  17.8 / 9.3 / 8.6
@@ -44,20 +45,6 @@ TFLITE_FORMATS = ("float32", "dynamic", "float16", "int8")
 # convolution by the largest factor that keeps it within FOLD_INT8_MAX_CHANNELS channels.
 FOLD_FLOAT_FACTOR = 2
 FOLD_INT8_MAX_CHANNELS = 12
-
-
-def tflite_filename(kind):
-    return f"model_{kind}.tflite"
-
-
-def parse_formats(text):
-    """'int8,float16' -> ('float16', 'int8') in canonical order; BadInput for unknown names."""
-    names = [n.strip().lower() for n in str(text).split(",") if n.strip()]
-    unknown = [n for n in names if n not in TFLITE_FORMATS]
-    if unknown or not names:
-        raise BadInput(f"unknown quantization '{','.join(unknown) or text}'; choose from: "
-                       f"{', '.join(TFLITE_FORMATS)} (comma-separated)")
-    return tuple(f for f in TFLITE_FORMATS if f in names)
 
 
 def export_saved_model(model, path, batch_size=None, dtype="float32"):
@@ -336,7 +323,7 @@ def convert_tflite(saved_model_dir, kind, representative=None):
     """
     tf = import_tensorflow()
 
-    if kind not in TFLITE_FORMATS:
+    if kind not in ("float32", "dynamic", "float16", "int8"):  # the kinds handled below
         raise ValueError(f"unknown TFLite kind {kind!r}")
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
     # Builtins only: a Flex (SELECT_TF_OPS) or custom op would not run on a stock runtime.
@@ -370,3 +357,119 @@ def convert_tflite(saved_model_dir, kind, representative=None):
         raise BadInput(f"TFLite {kind} conversion failed: {first_line(error, 300)}") from None
 
 
+# ---------------------------------------------------------------------------------------
+# Converters of the format table: fmt(job) -> (path written, extra report fields)
+#
+# ``job`` (export.ExportJob) holds the Keras model, the staging folder, a scratch folder
+# (``sources``), test images (``x_test``, to check graph rewrites), calibration images,
+# the metadata every .tflite carries (``describe``) and a progress-bar factory.
+# ---------------------------------------------------------------------------------------
+
+
+def keras_file(job, fmt):
+    """The reference: the run's own model.keras, not copied into the export."""
+    return job.model_path, {}
+
+
+def saved_model_file(job, fmt):
+    """SavedModel for TF Serving: dynamic batch, raw pixels in, probabilities out."""
+    path = job.staging / fmt.file
+    export_saved_model(job.model, path)
+    return path, {}
+
+
+def _tflite_source(job, plan):
+    """(SavedModel folder, plan used) of the model with ``plan``'s columns folded and a
+    static batch of one image (both for XNNPACK); one per distinct plan, shared by the
+    formats that fold alike."""
+    key = tuple(sorted(plan.items()))
+    if key not in job.graphs:
+        graph, used = tflite_graph(job.model, job.x_test[:256], plan)
+        job.graphs[key] = (job.sources / f"graph{len(job.graphs)}", used)
+        export_saved_model(graph, job.graphs[key][0], batch_size=1)
+    return job.graphs[key]
+
+
+def tflite_file(job, fmt):
+    """model_<kind>.tflite with its metadata; reports which columns were folded."""
+    from lenet_keras.metadata import add_metadata
+
+    source, used = _tflite_source(job, fold_plan(job.model, fmt.name))
+    representative = None
+    if fmt.calibrated:
+        def representative():
+            with job.progress_bar(len(job.calibration), f"calibrating {fmt.name}") as bar:
+                for image in job.calibration:
+                    bar.update(1)
+                    yield [image[None].astype(np.float32)]
+
+    path = job.staging / fmt.file
+    path.write_bytes(add_metadata(convert_tflite(source, fmt.name, representative),
+                                  **job.describe))
+    # {convolution: columns folded into channels}, see fold_columns
+    return path, {"folded_columns": used}
+
+
+def mediapipe_file(job, fmt):
+    """What MediaPipe Tasks' ImageClassifier loads as it is: float32 inside, RGB uint8
+    input, float32 output, metadata."""
+    from lenet_keras.metadata import add_metadata
+
+    graph, _ = tflite_graph(job.model, job.x_test[:256], fold_plan(job.model, "float32"))
+    source = job.sources / "mediapipe"
+    export_saved_model(rgb_uint8_graph(graph), source, batch_size=1, dtype="uint8")
+    path = job.staging / fmt.file
+    path.write_bytes(add_metadata(convert_tflite(source, "float32"),
+                                  **{**job.describe, "channels": 3}))
+    return path, {}
+
+
+def onnx_file(job, fmt):
+    """model.onnx: Keras 3's ``model.export(format="onnx")`` (tf2onnx on the TensorFlow
+    backend), dynamic batch, raw 0-255 float32 pixels in, probabilities out; the labels
+    ride in the file's metadata_props (runtimes.ONNX_LABELS_KEY)."""
+    import warnings
+
+    import onnx
+
+    from lenet_keras.runtimes import ONNX_LABELS_KEY
+
+    keras = import_keras()
+    path = job.staging / fmt.file
+    spec = keras.InputSpec(shape=(None, *job.model.input_shape[1:]), dtype="float32",
+                           name="image")
+    try:
+        # Keras patches tf2onnx for numpy 2 and numpy warns about it (np.object).
+        with warnings.catch_warnings(), native_output_captured("converting to ONNX"):
+            warnings.simplefilter("ignore")
+            job.model.export(str(path), format="onnx", input_signature=[spec], verbose=False)
+            if len(onnx.load(str(path)).graph.input) > 1:
+                _frozen_onnx(job.model, path)
+    except Exception as error:  # noqa: BLE001  tf2onnx fails in many ways
+        raise BadInput(f"ONNX conversion failed: {first_line(error, 300)}") from None
+    model = onnx.load(str(path))
+    if len(model.graph.input) != 1:
+        raise BadInput(f"ONNX conversion left {len(model.graph.input)} inputs, not one image")
+    model.metadata_props.add(key=ONNX_LABELS_KEY, value="\n".join(job.describe["labels"]))
+    model.doc_string = job.describe["description"]
+    onnx.save(model, str(path))
+    return path, {}
+
+
+def _frozen_onnx(model, path):
+    """Convert again from a frozen graph: tf2onnx's ``from_function`` (what Keras calls)
+    turns a constant tensor the model captures (not a variable: lenet5_classic's C3
+    connection mask) into a second graph input; freezing makes every capture a constant.
+    Runs right after ``model.export(format="onnx")``, which patched tf2onnx for numpy 2."""
+    import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    tf = import_tensorflow()
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")
+    function = tf.function(lambda image: model(image, training=False))
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function(spec))
+    tf2onnx.convert.from_graph_def(
+        frozen.graph.as_graph_def(), input_names=[frozen.inputs[0].name],
+        output_names=[tensor.name for tensor in frozen.outputs], output_path=str(path))

@@ -1,6 +1,6 @@
 """Export a trained run for serving and for devices, and prove the exports still work.
 
-An export directory holds::
+An export directory holds (one row each in ``formats.FORMATS``)::
 
     saved_model/            TensorFlow SavedModel (Keras 3 ``model.export``): a ``serve``
                             endpoint taking raw 0-255 float32 pixels [batch, H, W, C]
@@ -11,6 +11,8 @@ An export directory holds::
     model_mediapipe.tflite  for MediaPipe Tasks' ImageClassifier as it is: RGB uint8 input
                             of the model's size (the runtime resizes any photo), float32
                             probabilities (gray models convert RGB to luma inside)
+    model.onnx              with --onnx (or --quantize ...,onnx): ONNX, dynamic batch, raw
+                            pixels in, run by ONNX Runtime (pip install "lenet-keras[onnx]")
     model_int8.cc/.h        with --micro: model_int8.tflite as a C array, for
                             TensorFlow Lite Micro (see micro.py), micro_ops.txt
     labels.txt              one class name per line, index order
@@ -18,180 +20,59 @@ An export directory holds::
                             agreement with Keras, single-image latency, tensor dtypes and
                             quantization parameters
 
-Every .tflite carries TFLite metadata (labels, input normalization; see metadata.py), so
-a phone app needs the one file. How the .tflite files are made, and why: ``convert.py``.
+The export is a loop over the table: each format's converter writes its file, its
+runtime runs it on the test split (``report_entry``: one function for every entry) and
+the formats are timed together (``_time``). Every .tflite carries TFLite metadata
+(labels, input normalization; see metadata.py), so a phone app needs the one file. How
+the .tflite files are made, and why: ``convert.py``. Export folders: ``exports.py``.
 
     >>> report = export_run("runs/lenet5-fashion-mnist-20250101-120000", "exports/lenet5")
 """
 
-import itertools
 import json
-import os
-import re
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from lenet_keras.errors import BadInput
-from lenet_keras.convert import (
-    TFLITE_FORMATS, convert_tflite, export_saved_model, fold_plan, rgb_uint8_graph,
-    tflite_filename, tflite_graph,
+from lenet_keras.exports import (  # noqa: F401  MARKER, EXPORTS_ROOT: imported from here too
+    EXPORTS_ROOT, MARKER, check_destination, default_export_dir, make_staging_dir, publish,
 )
-from lenet_keras.metadata import add_metadata
-from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
-from lenet_keras.runs import load_model, read_labels
+from lenet_keras.formats import TFLITE_FORMATS, get, select
+from lenet_keras.pipelines import evaluation_batches
+from lenet_keras.quiet import import_keras, import_tensorflow
+from lenet_keras.runs import load_config, load_model, read_labels
 
-EXPORTS_ROOT = Path("exports")
-# MediaPipe Tasks' ImageClassifier model (see _export_mediapipe).
-MEDIAPIPE_FILENAME = "model_mediapipe.tflite"
 # A few hundred images pin down every activation range of a LeNet; more only costs time.
 DEFAULT_CALIBRATION_SAMPLES = 300
 # Release gate: largest accepted test-accuracy drop (percentage points) vs the Keras model.
 DEFAULT_MAX_DROP_PP = 1.0
 # Latency: the mean of NUMBER single-image calls in the fastest of ROUNDS rounds (as
-# timeit advises: slower rounds measure other processes, not the model). The TFLite
-# formats take turns round by round, so a busy spell on a shared CPU hits all alike.
+# timeit advises: slower rounds measure other processes, not the model). The
+# single-threaded formats take turns round by round, so a busy spell on a shared CPU
+# hits all alike.
 LATENCY_ROUNDS = 15
 LATENCY_NUMBER = 200
-
-
-def default_export_dir(run_dir, root=EXPORTS_ROOT):
-    """exports/<run-name>/"""
-    return Path(root) / Path(run_dir).resolve().name
-
-
-# ---------------------------------------------------------------------------------------
-# Destination: build beside it, rename into place
-# ---------------------------------------------------------------------------------------
-
-
-# Written first into every export (and into its staging folder): the package replaces
-# or deletes only folders that hold it, and only when every entry in them is one it
-# wrote. A user's folder, even one holding a report.json or a saved_model/, is never
-# taken for an export.
-MARKER = ".lenet-keras-export.json"
-
-
-def _read_marker(folder):
-    try:
-        marker = json.loads((folder / MARKER).read_text())
-        return marker if isinstance(marker, dict) and marker.get("package") == "lenet_keras" else None
-    except (OSError, ValueError):
-        return None
-
-
-def _foreign_entries(folder):
-    """Entries of ``folder`` the package did not write there (all of them when it holds
-    no marker)."""
-    marker = _read_marker(folder)
-    written = set(marker.get("files", [])) | {MARKER} if marker else {MARKER}
-    entries = sorted(entry.name for entry in folder.iterdir())
-    return entries if marker is None else [name for name in entries if name not in written]
-
-
-def check_destination(out):
-    """BadInput unless ``out`` may become an export: new, empty, or a previous export of
-    this package holding nothing else. Checked before the model is loaded."""
-    from lenet_keras.runs import check_output_dir
-
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise BadInput(f"--out '{out}' exists and is not an export directory; choose another --out")
-    check_output_dir(out, option="--out", longest="saved_model/variables/variables.data-00000-of-00001")
-    if out.exists() and any(out.iterdir()):
-        marker, foreign = _read_marker(out), _foreign_entries(out)
-        if marker is None:
-            raise BadInput(f"--out '{out}' exists and is not an export directory (it holds "
-                           f"{', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, and no "
-                           f"{MARKER}); choose another --out")
-        if foreign:
-            raise BadInput(f"--out '{out}' is an export with files added to it "
-                           f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); "
-                           "move them or choose another --out")
-
-
-def _remove_stale_staging(out):
-    """Delete the ``.NAME.tmp-*`` / ``.NAME.old-*`` folders an interrupted export of ``out``
-    left beside it: only real folders (not links) holding the marker, whose process has
-    ended."""
-    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp-[A-Za-z0-9_]{{8}}|old-\d+)$")
-    try:
-        siblings = list(out.parent.iterdir())
-    except OSError:
-        return
-    for folder in siblings:
-        if not pattern.match(folder.name) or folder.is_symlink() or not folder.is_dir():
-            continue
-        marker = _read_marker(folder)
-        # .tmp-: the staging folder of the process in its marker; .old-PID: a previous
-        # export that process PID was replacing.
-        owner = int(folder.name.rsplit("-", 1)[1]) if ".old-" in folder.name else marker and marker.get("pid")
-        if marker is None or _process_alive(owner):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _process_alive(pid):
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _write_marker(folder, files=()):
-    from lenet_keras import __version__
-
-    (folder / MARKER).write_text(json.dumps({
-        "package": "lenet_keras", "version": __version__, "pid": os.getpid(),
-        "files": sorted(files)}, indent=2) + "\n")
-
-
-def _make_staging_dir(out):
-    check_destination(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_staging(out)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        _write_marker(staging)  # first: an interrupted export is recognisable as ours
-    except OSError as error:
-        raise BadInput(f"cannot write to '{out}': {error.strerror or error}") from None
-    # mkdtemp makes the folder private (0700); an export is an ordinary folder.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    return staging
-
-
-def _publish(staging, out):
-    """Move the finished staging directory to ``out``, replacing a previous export."""
-    _write_marker(staging, [entry.name for entry in staging.iterdir()])
-    check_destination(out)  # again: the user may have added files while we worked
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------
 # Data and measurements
 # ---------------------------------------------------------------------------------------
+
+
+def _test_and_calibration(config):
+    """(dataset name, class names, test split, training split) of a run's dataset,
+    unaugmented, loaded once per export: the test split verifies every format, the
+    training split calibrates int8 (never the split the report measures)."""
+    bundle = evaluation_batches(config)
+    return bundle.name, list(bundle.class_names), bundle.test, bundle.train
 
 
 def dataset_arrays(dataset, limit=None):
@@ -251,8 +132,53 @@ def _dir_bytes(path):
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def _float_tensor(shape):
-    return {"dtype": "float32", "shape": list(shape), "scale": 0.0, "zero_point": 0}
+@dataclass
+class ExportJob:
+    """One export in progress: what the converters (``Format.convert``) and the
+    verification share."""
+
+    model: object                 # the Keras model
+    model_path: Path              # the run's model.keras
+    run_name: str                 # the run folder's name (C identifiers of --micro)
+    summary: str                  # "lenet5 trained on fashion_mnist"
+    staging: Path                 # the export being built
+    sources: Path                 # scratch folder inside it (converter sources)
+    x_test: np.ndarray            # the test split: raw pixels and labels
+    y_test: np.ndarray
+    calibration: object           # training images for calibrated formats, or None
+    describe: dict                # metadata.add_metadata's arguments
+    progress: bool = True
+    log: Callable = print
+    safe_mode: bool = True
+    graphs: dict = field(default_factory=dict)    # converter sources by fold plan
+    written: dict = field(default_factory=dict)   # {format: path written}
+    reference: object = None      # the first format's (Keras) probabilities
+
+    def progress_bar(self, total, desc):
+        return _progress(total, desc, self.progress)
+
+
+def report_entry(fmt, path, runner, job, extra=None):
+    """The report entry of one format, the same for all: file and bytes, test accuracy,
+    top-1 agreement with (and largest probability difference from) the reference, tensor
+    dtypes and quantization parameters; ``latency_us`` is filled in by ``_time``. The
+    first format measured is the reference (the table's first row: Keras)."""
+    with job.progress_bar(len(job.x_test), f"evaluating {fmt.name}") as bar:
+        probabilities = np.asarray(runner.predict(job.x_test, progress=bar.update))
+    if job.reference is None:
+        job.reference = probabilities
+    path = Path(path)
+    inside = path.parent == job.staging
+    return {
+        "file": (path.name + ("/" if path.is_dir() else "")) if inside else str(path),
+        "bytes": _dir_bytes(path) if path.is_dir() else path.stat().st_size,
+        "runtime": fmt.runtime,
+        **_compare(probabilities, job.y_test, job.reference),
+        "latency_us": None,
+        "input": runner.input_info,
+        "output": runner.output_info,
+        **(extra or {}),
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -268,18 +194,22 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
     Args:
         run_dir: a run directory made by ``fit`` (with model.keras).
         out_dir: destination (default ``exports/<run-name>/``); replaced atomically.
-        formats: TFLite formats to write (subset of TFLITE_FORMATS); () for SavedModel only.
+        formats: optional formats to write besides the SavedModel and the MediaPipe file
+            (names of ``formats.FORMATS`` rows: float32, dynamic, float16, int8, onnx,
+            micro); () for those two only.
         calibration_samples: training images that calibrate the int8 model.
         latency_number: single-image calls per latency round.
         progress: show progress bars on stderr (when it is a terminal).
         log: callable for one-line progress messages.
         safe_mode: load model.keras in Keras safe mode (False only for trusted models).
         micro: also write model_int8.cc/.h and micro_ops.txt for TensorFlow Lite Micro
-            and measure its arena (adds "int8" to ``formats``); see micro.py.
+            and measure its arena (the same as "micro" in ``formats``; adds int8); see
+            micro.py.
 
     Raises:
-        BadInput: no model in the run, a corrupt model, an unwritable destination, a
-        model that needs non-builtin ops.
+        BadInput: no model in the run, an unknown format or one whose packages are not
+        installed, a corrupt model, an unwritable destination, a model that needs
+        non-builtin ops.
     """
     run_dir = Path(run_dir)
     model_path = run_dir / "model.keras"
@@ -287,7 +217,7 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
     if calibration_samples < 1:
         raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
-    formats = tuple(f for f in TFLITE_FORMATS if f in formats or (micro and f == "int8"))
+    plan = select((*formats, *(("micro",) if micro else ())))
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
     check_destination(out)  # before the model loads: a user's folder costs one line
     labels = read_labels(run_dir) if (run_dir / "labels.txt").exists() else None
@@ -297,15 +227,13 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         raise BadInput(f"'{run_dir / 'labels.txt'}' lists {len(labels)} classes but the model "
                        f"has {outputs} outputs")
     missing_parents = [p for p in out.parents if not p.exists()]
-    staging = _make_staging_dir(out)  # fails early on an unwritable destination
+    staging = make_staging_dir(out)  # fails early on an unwritable destination
     try:
-        report = _export_into(staging, model, run_dir, formats, calibration_samples,
-                              latency_number, progress, log)
-        if micro:
-            report["micro"] = _export_micro(staging, run_dir, report, log)
+        report = _export_into(staging, model, run_dir, plan, calibration_samples,
+                              latency_number, progress, log, safe_mode)
         report["export_dir"] = str(out)
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        _publish(staging, out)
+        publish(staging, out)
     finally:
         # Whatever went wrong (error, Ctrl-C), the destination never holds half an export.
         if staging.exists():
@@ -318,219 +246,144 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
     return report
 
 
-def _export_into(staging, model, run_dir, formats, calibration_samples, latency_number,
-                 progress, log):
+def _export_into(staging, model, run_dir, plan, calibration_samples, latency_number,
+                 progress, log, safe_mode):
     """Write every file of the export into ``staging``; returns the report."""
-    keras = import_keras()
-    tf = import_tensorflow()
-
-    from lenet_keras.runs import load_config
-    from lenet_keras.pipelines import evaluation_batches
-
-    model_path = run_dir / "model.keras"
     config = load_config(run_dir)
-    bundle = evaluation_batches(config)
-    x_test, y_test = dataset_arrays(bundle.test)
+    dataset, class_names, test, train = _test_and_calibration(config)
+    x_test, y_test = dataset_arrays(test)
     if len(x_test) == 0:
-        raise BadInput(f"the run's dataset '{bundle.name}' has no test images to verify against")
+        raise BadInput(f"the run's dataset '{dataset}' has no test images to verify against")
     log(f"exporting {config.model} from {run_dir}: verifying on {len(x_test)} test images "
-        f"of {bundle.name}")
-
-    # Keras reference: the predictions every export is compared with.
-    keras_probabilities = np.asarray(model.predict(x_test, batch_size=256, verbose=0))
-    one = x_test[:1]
-    report_formats = {
-        "keras": {
-            "file": str(model_path), "bytes": model_path.stat().st_size, "runtime": "keras",
-            **_compare(keras_probabilities, y_test, keras_probabilities),
-            "latency_us": measure_latency_us(lambda: model(one, training=False),
-                                             number=max(1, latency_number // 10)),
-            "input": _float_tensor([None, *model.input_shape[1:]]),
-            "output": _float_tensor([None, *model.output_shape[1:]]),
-        }
+        f"of {dataset}")
+    calibration = None
+    if any(fmt.calibrated for fmt in plan):
+        calibration, _ = dataset_arrays(train, calibration_samples)
+    labels = _write_labels(staging, run_dir, class_names)
+    job = ExportJob(
+        model=model, model_path=run_dir / "model.keras", run_name=run_dir.resolve().name,
+        summary=f"{config.model} trained on {dataset}", staging=staging,
+        sources=Path(tempfile.mkdtemp(prefix="tflite-src-", dir=staging)),
+        x_test=x_test, y_test=y_test, calibration=calibration,
+        describe=_describe(model, config.model, dataset, labels), progress=progress, log=log,
+        safe_mode=safe_mode)
+    try:
+        entries = _write_and_verify(job, [f for f in plan if f.section == "formats"],
+                                    latency_number)
+    finally:
+        shutil.rmtree(job.sources, ignore_errors=True)
+    # Sections (micro) build on files already written and verified.
+    sections = {fmt.section: fmt.convert(job, fmt) for fmt in plan if fmt.section != "formats"}
+    return {
+        "run_dir": str(run_dir),
+        "model": config.model,
+        "dataset": dataset,
+        "class_names": class_names,
+        "num_test": int(len(x_test)),
+        "calibration_samples": int(len(calibration)) if calibration is not None else 0,
+        "latency": _latency_text(plan, latency_number),
+        "created": datetime.now(timezone.utc).isoformat(),
+        "versions": _versions(plan),
+        "formats": entries,
+        **sections,
     }
-    keras_accuracy = report_formats["keras"]["test_accuracy"]
 
-    # SavedModel for TF Serving: dynamic batch, raw pixels in, probabilities out.
-    saved_model_dir = staging / "saved_model"
-    export_saved_model(model, saved_model_dir)
-    loaded = tf.saved_model.load(str(saved_model_dir))
-    saved_probabilities = np.concatenate([
-        loaded.serve(x_test[i: i + 256]).numpy() for i in range(0, len(x_test), 256)
-    ])
-    report_formats["saved_model"] = {
-        "file": "saved_model/", "bytes": _dir_bytes(saved_model_dir), "runtime": "tensorflow",
-        **_compare(saved_probabilities, y_test, keras_probabilities),
-        "latency_us": measure_latency_us(lambda: loaded.serve(one),
-                                         number=max(1, latency_number // 10)),
-        "input": _float_tensor([None, *model.input_shape[1:]]),
-        "output": _float_tensor([None, *model.output_shape[1:]]),
-    }
+
+def _write_labels(staging, run_dir, class_names):
+    """labels.txt of the export (the run's own when it has one); returns the labels."""
     labels_src = run_dir / "labels.txt"
     if labels_src.is_file():
         shutil.copyfile(labels_src, staging / "labels.txt")
     else:
-        (staging / "labels.txt").write_text("\n".join(bundle.class_names) + "\n")
+        (staging / "labels.txt").write_text("\n".join(class_names) + "\n")
+    return (staging / "labels.txt").read_text().splitlines()
 
-    # Every .tflite carries its labels and input normalization as TFLite metadata.
-    describe = {
-        "labels": (staging / "labels.txt").read_text().splitlines(),
-        "name": config.model,
-        "description": (f"{config.model} trained on {bundle.name} by lenet_keras: "
+
+def _describe(model, name, dataset, labels):
+    """What every .tflite carries as TFLite metadata (add_metadata's arguments)."""
+    return {
+        "labels": labels,
+        "name": name,
+        "description": (f"{name} trained on {dataset} by lenet_keras: "
                         f"{'x'.join(map(str, model.input_shape[1:]))} raw 0-255 pixels in, "
                         f"probabilities of {model.output_shape[-1]} classes out."),
         "channels": int(model.input_shape[-1]),
     }
-    # The converter's sources: the same model with a static batch of one image and
-    # few-channel convolutions folded (both for XNNPACK; see convert.py).
-    sources = Path(tempfile.mkdtemp(prefix="tflite-src-", dir=staging))
-    timers, classifier = {}, None
-    try:
-        calibration = None
-        if "int8" in formats:
-            calibration, _ = dataset_arrays(bundle.train, calibration_samples)
-        graphs = {}
-        for kind in formats:
-            plan = fold_plan(model, kind)
-            key = tuple(sorted(plan.items()))
-            if key not in graphs:
-                graph, used = tflite_graph(model, x_test[:256], plan)
-                graphs[key] = (sources / f"graph{len(graphs)}", used)
-                export_saved_model(graph, graphs[key][0], batch_size=1)
-            source, used = graphs[key]
-            report_formats[kind], timers[kind] = _export_tflite(
-                kind, source, staging, calibration, x_test, y_test,
-                keras_probabilities, progress, describe)
-            # {convolution: columns folded into channels}, see convert.fold_columns
-            report_formats[kind]["folded_columns"] = used
-        # What MediaPipe Tasks' ImageClassifier loads as it is (RGB uint8 in, metadata).
-        report_formats["mediapipe"], classifier, classify = _export_mediapipe(
-            model, sources, staging, x_test, y_test, keras_probabilities, progress, describe)
-        log(f"timing {', '.join([*timers, 'mediapipe'])} (LiteRT, 1 thread; MediaPipe "
-            "ImageClassifier)")
-        for kind, latency in measure_latencies_us(timers, number=latency_number).items():
-            report_formats[kind]["latency_us"] = latency
-        # Timed on its own: MediaPipe runs its graph on threads of its own, which should
-        # not share the rounds of the single-threaded LiteRT formats.
-        report_formats["mediapipe"]["latency_us"] = measure_latency_us(classify,
-                                                                       number=latency_number)
-    finally:
-        if classifier is not None:
-            classifier.close()
-        shutil.rmtree(sources, ignore_errors=True)
 
-    for entry in report_formats.values():
+
+def _write_and_verify(job, plan, latency_number):
+    """Convert, verify and time each format of ``plan`` (table order: the reference
+    first); returns {format: report entry}."""
+    entries, timers, runners = {}, {}, []
+    try:
+        for fmt in plan:
+            path, extra = fmt.convert(job, fmt)
+            job.written[fmt.name] = path
+            runners.append(fmt.checker.open(path, job.safe_mode))
+            entries[fmt.name] = report_entry(fmt, path, runners[-1], job, extra)
+            timers[fmt.name] = runners[-1].timer(job.x_test[:64])
+        _time(timers, entries, latency_number, job.log)
+    finally:
+        for runner in runners:
+            runner.close()
+    keras_accuracy = entries[plan[0].name]["test_accuracy"]
+    for entry in entries.values():
         entry["accuracy_drop_pp"] = round((keras_accuracy - entry["test_accuracy"]) * 100, 4)
-    float_bytes = report_formats.get("float32", {}).get("bytes")
-    for entry in report_formats.values():
+    float_bytes = entries.get("float32", {}).get("bytes")
+    for entry in entries.values():
         if float_bytes and entry["file"].endswith(".tflite"):
             entry["size_vs_float32"] = round(entry["bytes"] / float_bytes, 4)
-
-    from importlib.metadata import version
-
-    return {
-        "run_dir": str(run_dir),
-        "model": config.model,
-        "dataset": bundle.name,
-        "class_names": list(bundle.class_names),
-        "num_test": int(len(x_test)),
-        "calibration_samples": int(len(calibration)) if formats and "int8" in formats else 0,
-        "latency": (f"mean of {latency_number} single-image calls (keras/saved_model: "
-                    f"{max(1, latency_number // 10)}) in the fastest of {LATENCY_ROUNDS} rounds; "
-                    "TFLite with LiteRT, 1 thread, formats taking turns each round, input "
-                    "already in the file's dtype; mediapipe (timed alone): ImageClassifier."
-                    "classify on a uint8 RGB image, its own preprocessing and threads"),
-        "created": datetime.now(timezone.utc).isoformat(),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
-                     "ai_edge_litert": version("ai-edge-litert")},
-        "formats": report_formats,
-    }
+    return entries
 
 
-def _export_tflite(kind, source, staging, calibration, x_test, y_test, keras_probabilities,
-                   progress, describe):
-    """Convert, write (with metadata: ``describe`` holds add_metadata's arguments) and
-    evaluate one TFLite format.
-
-    Returns its report entry and a single-image call to time (one test image after
-    another, already in the file's input dtype).
-    """
-    from lenet_keras.predictors import TFLiteModel
-
-    representative = None
-    if kind == "int8":
-        def representative():
-            with _progress(len(calibration), "calibrating int8", progress) as bar:
-                for image in calibration:
-                    bar.update(1)
-                    yield [image[None].astype(np.float32)]
-
-    content = add_metadata(convert_tflite(source, kind, representative), **describe)
-    path = staging / tflite_filename(kind)
-    path.write_bytes(content)
-    runner = TFLiteModel(content)
-    with _progress(len(x_test), f"evaluating {kind}", progress) as bar:
-        probabilities = runner.predict(x_test, progress=bar.update)
-    prepared = runner.prepare(x_test[:64])
-    images = itertools.cycle([prepared[i: i + 1] for i in range(len(prepared))])
-    entry = {
-        "file": path.name, "bytes": len(content), "runtime": "litert",
-        **_compare(probabilities, y_test, keras_probabilities),
-        "latency_us": None,
-        "input": runner.input_info,
-        "output": runner.output_info,
-    }
-    return entry, lambda: runner.invoke(next(images))
+def _time(timers, entries, latency_number, log):
+    """Fill in every entry's latency_us, each format timed as its row says."""
+    timing = {name: get(name).timing for name in timers}
+    for name in [n for n in timers if timing[n] == "reference"]:
+        entries[name]["latency_us"] = measure_latency_us(
+            timers[name], number=max(1, latency_number // 10))
+    rest = [n for n in timers if timing[n] != "reference"]
+    if rest:
+        log(f"timing {', '.join(rest)}")
+    shared = {n: timers[n] for n in rest if timing[n] == "shared"}
+    for name, latency in measure_latencies_us(shared, number=latency_number).items():
+        entries[name]["latency_us"] = latency
+    # Timed on their own: a runtime with threads of its own (MediaPipe) should not share
+    # the rounds of the single-threaded ones.
+    for name in [n for n in rest if timing[n] == "alone"]:
+        entries[name]["latency_us"] = measure_latency_us(timers[name], number=latency_number)
 
 
-def _export_mediapipe(model, sources, staging, x_test, y_test, keras_probabilities, progress,
-                     describe):
-    """Write model_mediapipe.tflite (float32 inside, RGB uint8 input, float32 output,
-    metadata) and evaluate it with MediaPipe's ImageClassifier on the test split.
-
-    Returns its report entry, the classifier (to close) and a single-image call to time.
-    """
-    from lenet_keras.metadata import MediaPipeClassifier
-
-    graph, _ = tflite_graph(model, x_test[:256], fold_plan(model, "float32"))
-    source = sources / "mediapipe"
-    export_saved_model(rgb_uint8_graph(graph), source, batch_size=1, dtype="uint8")
-    content = add_metadata(convert_tflite(source, "float32"), **{**describe, "channels": 3})
-    path = staging / MEDIAPIPE_FILENAME
-    path.write_bytes(content)
-    with native_output_captured("loading the model in MediaPipe"):
-        classifier = MediaPipeClassifier(path)
-    with _progress(len(x_test), "evaluating mediapipe", progress) as bar:
-        probabilities = classifier.predict(x_test, progress=bar.update)
-    images = itertools.cycle([classifier.image(pixels) for pixels in x_test[:64]])
-    height, width = model.input_shape[1:3]
-    entry = {
-        "file": path.name, "bytes": len(content), "runtime": "mediapipe",
-        **_compare(probabilities, y_test, keras_probabilities),
-        "latency_us": None,
-        "input": {"dtype": "uint8", "shape": [1, height, width, 3], "scale": 0.0,
-                  "zero_point": 0},
-        "output": _float_tensor([1, model.output_shape[-1]]),
-    }
-    return entry, classifier, lambda: classifier.classify(next(images))
+def _latency_text(plan, latency_number):
+    """How report["latency"] was measured, from the formats' rows."""
+    rows = [fmt for fmt in plan if fmt.section == "formats"]
+    reference = "/".join(f.name for f in rows if f.timing == "reference")
+    shared = "/".join(f.name for f in rows if f.timing == "shared")
+    notes = {}
+    for fmt in rows:
+        notes.setdefault((fmt.timing, fmt.timing_note), []).append(fmt.name)
+    parts = [f"{'/'.join(names)}{' (timed alone)' if timing == 'alone' else ''}: {note}"
+             for (timing, note), names in notes.items()]
+    text = (f"mean of {latency_number} single-image calls ({reference}: "
+            f"{max(1, latency_number // 10)}) in the fastest of {LATENCY_ROUNDS} rounds; "
+            + "; ".join(parts))
+    if shared:
+        text += f"; {shared} taking turns each round, input already in the file's dtype"
+    return text
 
 
-def _export_micro(staging, run_dir, report, log):
-    """model_int8 as a C array for TensorFlow Lite Micro, with its arena measured."""
-    from lenet_keras.micro import DEFAULT_AGREEMENT_SAMPLES, export_micro
-    from lenet_keras.predictors import TFLiteModel
-    from lenet_keras.runs import load_config
-    from lenet_keras.pipelines import evaluation_batches
+def _versions(plan):
+    from importlib.metadata import PackageNotFoundError, version
 
-    content = (staging / tflite_filename("int8")).read_bytes()
-    bundle = evaluation_batches(load_config(run_dir))
-    images, _ = dataset_arrays(bundle.test, DEFAULT_AGREEMENT_SAMPLES)
-    log(f"TensorFlow Lite Micro: measuring the arena, comparing {len(images)} test images "
-        "with LiteRT's reference kernels")
-    with native_output_captured("running the model under TensorFlow Lite Micro"):
-        return export_micro(content, staging, run_dir.resolve().name,
-                            TFLiteModel(content).prepare(images),
-                            f"{report['model']} trained on {report['dataset']}")
+    tf, keras = import_tensorflow(), import_keras()
+    versions = {"tensorflow": tf.__version__, "keras": keras.__version__,
+                "ai_edge_litert": version("ai-edge-litert")}
+    for package in [p for fmt in plan for p in fmt.packages]:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
 
 
 # ---------------------------------------------------------------------------------------

@@ -336,7 +336,7 @@ def export_micro(content, out_dir, run_name, prepared_images, description=""):
         prepared_images: test images already in the input's int8 dtype, [N, H, W, C].
         description: one line about the model for the header.
     """
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     symbol = c_identifier(run_name)
     ops = model_ops(content)
@@ -379,3 +379,20 @@ def export_micro(content, out_dir, run_name, prepared_images, description=""):
         "ops": ops,
         "tflm_vs_litert_reference": agreement,
     }
+
+
+def micro_files(job, fmt):
+    """The format table's converter for ``micro`` (export --micro): the int8 file the
+    export just wrote (``fmt.needs``), as a C array, checked against LiteRT's reference
+    kernels on the first DEFAULT_AGREEMENT_SAMPLES test images. Returns the report's
+    ``micro`` section."""
+    from lenet_keras.quiet import native_output_captured
+    from lenet_keras.runtimes import TFLiteModel
+
+    content = job.written[fmt.needs[0]].read_bytes()
+    images = job.x_test[:DEFAULT_AGREEMENT_SAMPLES]
+    job.log(f"TensorFlow Lite Micro: measuring the arena, comparing {len(images)} test images "
+            "with LiteRT's reference kernels")
+    with native_output_captured("running the model under TensorFlow Lite Micro"):
+        return export_micro(content, job.staging, job.run_name,
+                            TFLiteModel(content).prepare(images), job.summary)

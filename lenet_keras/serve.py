@@ -3,6 +3,7 @@
     lenet-keras serve                                  # the latest export's int8 .tflite
     lenet-keras serve --export-dir exports/my-run --port 8080
     lenet-keras serve --model runs/my-run/model.keras
+    lenet-keras serve --model exports/my-run/model.onnx
 
 Endpoints::
 
@@ -21,7 +22,8 @@ Why a pool of predictors: a LiteRT interpreter holds its input and output tensor
 inside itself ("no other function on this object should be called while invoke() has
 not finished"), so two requests sharing one would mix up their images. Each request
 borrows a whole predictor from a pool and gives it back. Interpreters release the GIL
-while they run, so a pool of N uses N cores; a Keras or SavedModel model gets a pool of
+while they run, so a pool of N uses N cores (ONNX Runtime sessions, one thread each, are
+pooled alike: the format table's ``pooled``); a Keras or SavedModel model gets a pool of
 one (a lock), because Keras does not promise a thread-safe ``predict`` and TensorFlow
 already spreads one call over every core.
 
@@ -41,6 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from lenet_keras.errors import BadInput, first_line
+from lenet_keras.exports import (  # noqa: F401  importable from here as before
+    EXPORTS_ROOT, latest_export_dir, model_in_export,
+)
+from lenet_keras.formats import named
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB: any phone photo; refuse bigger with 413
 # A multipart body carries the file plus a few hundred bytes of headers and boundaries.
@@ -48,11 +54,6 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 TOP_K = 5
 MAX_POOL_SIZE = 4
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-EXPORTS_ROOT = Path("exports")
-# What --export-dir serves, best first: the int8 file is what ships to a phone.
-EXPORT_FILES = ("model_int8.tflite", "model_float16.tflite", "model_dynamic.tflite",
-                "model_float32.tflite", "saved_model")
-TFLITE_FORMATS = ("float32", "dynamic", "float16", "int8")
 FLOAT_TENSOR = {"dtype": "float32", "scale": 0.0, "zero_point": 0}
 # No CDN, no inline script: the page may only load what this server serves.
 SECURITY_HEADERS = [
@@ -69,27 +70,6 @@ log = logging.getLogger("lenet_keras.serve")
 # ---------------------------------------------------------------------------------------
 # Which model to serve
 # ---------------------------------------------------------------------------------------
-
-
-def latest_export_dir(root=EXPORTS_ROOT):
-    """The most recent export under root (by its report.json), or None."""
-    root = Path(root)
-    exports = [p for p in root.iterdir() if (p / "report.json").is_file()] if root.is_dir() else []
-    if not exports:
-        return None
-    return max(exports, key=lambda p: (p / "report.json").stat().st_mtime)
-
-
-def model_in_export(export_dir):
-    """The file of an export directory to serve: int8 .tflite first (what ships)."""
-    export_dir = Path(export_dir)
-    if not export_dir.is_dir():
-        raise BadInput(f"export directory '{export_dir}' does not exist")
-    for name in EXPORT_FILES:
-        if (export_dir / name).exists():
-            return export_dir / name
-    raise BadInput(f"'{export_dir}' holds no model ({', '.join(EXPORT_FILES)}); "
-                   "make one with: lenet-keras export --tflite")
 
 
 def resolve_model_path(model=None, export_dir=None):
@@ -117,14 +97,24 @@ def resolve_model_path(model=None, export_dir=None):
 
 
 def model_format(path, predictor):
-    """'int8', 'float16', ... for a .tflite file; 'keras' or 'saved_model' otherwise."""
-    path = Path(path)
-    if path.suffix == ".tflite":
-        name = path.stem.removeprefix("model_")
-        if name in TFLITE_FORMATS:
-            return name
+    """The format table's name for an export's own file ('int8', 'onnx', 'saved_model',
+    ...); for a file under another name, its runtime's format ('keras', 'onnx', ...), and
+    for a .tflite 'int8' (integer input) or 'tflite'."""
+    fmt = named(path)
+    if fmt is not None and fmt.predictor is not None:
+        return fmt.name
+    if Path(path).suffix == ".tflite":
         return "int8" if predictor.quantized_input else "tflite"
-    return "keras" if path.suffix == ".keras" else "saved_model"
+    return predictor.format.name
+
+
+def quantization(path, input_info):
+    """What /api/model says of the model's numbers: its row's words, else (a .tflite
+    under another name) from its input tensor."""
+    fmt = named(path)
+    if fmt is not None and fmt.predictor is not None:
+        return fmt.quantization
+    return "full-integer int8" if np.dtype(input_info["dtype"]).kind in "iu" else "none"
 
 
 # ---------------------------------------------------------------------------------------
@@ -183,7 +173,7 @@ class ModelService:
     """A loaded model: ``describe()`` for /api/model, ``classify(bytes)`` for /api/predict.
 
     Args:
-        path: a .tflite file, a .keras file or a SavedModel directory.
+        path: any model file of the format table (.tflite, .onnx, .keras, SavedModel).
         safe_mode: load a .keras file in Keras safe mode.
         pool_size: LiteRT interpreters (default: the CPU count, at most 4).
     """
@@ -193,11 +183,12 @@ class ModelService:
         from lenet_keras.quiet import native_output_captured
 
         self.path = Path(path)
-        is_tflite = self.path.suffix == ".tflite"
-        size = (pool_size or min(MAX_POOL_SIZE, os.cpu_count() or 1)) if is_tflite else 1
         with native_output_captured("loading the model"):  # TF's and LiteRT's C++ chatter
-            predictors = [load_predictor(self.path, safe_mode=safe_mode) for _ in range(size)]
-            first = predictors[0]
+            first = load_predictor(self.path, safe_mode=safe_mode)
+            # The table says which runtimes take one request at a time (a pool of them).
+            size = (pool_size or min(MAX_POOL_SIZE, os.cpu_count() or 1)) if first.format.pooled else 1
+            predictors = [first] + [load_predictor(self.path, safe_mode=safe_mode)
+                                    for _ in range(size - 1)]
             self.input_shape = tuple(int(d) for d in first.input_shape)
             # One call on a blank image checks the model runs (and warms Keras up).
             num_classes = first.predict(np.zeros((1, *self.input_shape), np.float32)).shape[-1]
@@ -219,13 +210,10 @@ class ModelService:
                     "scale": info["scale"] if quantized else None,
                     "zero_point": info["zero_point"] if quantized else None}
 
-        quantized = np.dtype(self.input_info["dtype"]).kind in "iu"
         return {
             "model": str(self.path),
             "format": self.format,
-            "quantization": "full-integer int8" if quantized else (
-                {"dynamic": "dynamic-range int8 weights", "float16": "float16 weights"}
-                .get(self.format, "none")),
+            "quantization": quantization(self.path, self.input_info),
             "labels": self.labels,
             "positive_class": positive_class(self.labels),
             "input": tensor(self.input_info, self.input_shape),

@@ -67,15 +67,24 @@ def run_cli():
 @pytest.fixture(scope="session")
 def micro_export(tmp_path_factory):
     """A lenet5 run trained for 2 epochs on the embedded sample and exported in every
-    format with --micro, both through the real CLI (shared by test_micro and
-    test_metadata, read-only): (run dir, export dir, report, export's stdout)."""
+    format with --micro (and --onnx where the [onnx] extra is installed), both through
+    the real CLI (shared by test_micro, test_metadata and test_formats, read-only): (run
+    dir, export dir, report, export's stdout)."""
     import json
 
+    from lenet_keras.errors import BadInput
+    from lenet_keras.formats import get, require
+
+    try:
+        require(get("onnx"))
+        onnx = ["--onnx"]
+    except BadInput:
+        onnx = []
     root = tmp_path_factory.mktemp("micro_export")
     run_dir, out = root / "lenet5-sample-run", root / "export"
     fit = run_cli_process("fit", "--epochs", 2, "--seed", 1, "--run-dir", run_dir, timeout=600)
     assert fit.returncode == 0, fit.stderr
     export = run_cli_process("export", "--run-dir", run_dir, "--out", out, "--tflite",
-                             "--micro", timeout=900)
+                             "--micro", *onnx, timeout=900)
     assert export.returncode == 0, export.stderr
     return run_dir, out, json.loads((out / "report.json").read_text()), export.stdout

@@ -8,17 +8,19 @@ import pytest
 
 from lenet_keras.errors import BadInput
 from lenet_keras.convert import (
-    TFLITE_FORMATS,
-    parse_formats,
     fold_columns,
     fold_plan,
     space_to_depth_stem,
     stem_factor,
-    tflite_filename,
 )
 from lenet_keras.export import MARKER, drops_over, export_run
+from lenet_keras.formats import TFLITE_FORMATS, get, parse_formats
 from lenet_keras.models import build_model
 from lenet_keras.registry import MODELS
+
+def tflite_filename(kind):
+    return get(kind).file
+
 
 ENTRY_FIELDS = {"file", "bytes", "test_accuracy", "accuracy_drop_pp", "agreement", "max_abs_diff",
                 "latency_us", "runtime", "input", "output"}
@@ -237,7 +239,8 @@ def test_every_registered_model_converts_with_builtin_ops_only(name, tmp_path):
 def test_parse_formats():
     assert parse_formats("int8, float16") == ("float16", "int8")
     assert parse_formats("FLOAT32") == ("float32",)
-    with pytest.raises(BadInput, match="choose from: float32, dynamic, float16, int8"):
+    assert parse_formats("onnx,float32") == ("float32", "onnx")
+    with pytest.raises(BadInput, match="choose from: float32, dynamic, float16, int8, onnx"):
         parse_formats("int4")
 
 
@@ -247,7 +250,7 @@ def test_parse_formats():
 
 
 def test_failed_export_leaves_nothing_and_keeps_the_previous_one(tiny_run, tmp_path, monkeypatch):
-    import lenet_keras.export as export
+    import lenet_keras.convert as convert
 
     out = tmp_path / "exports" / "run"
     out.mkdir(parents=True)
@@ -257,7 +260,7 @@ def test_failed_export_leaves_nothing_and_keeps_the_previous_one(tiny_run, tmp_p
     def fail(*args, **kwargs):
         raise BadInput("converter exploded")
 
-    monkeypatch.setattr(export, "convert_tflite", fail)
+    monkeypatch.setattr(convert, "convert_tflite", fail)
     with pytest.raises(BadInput, match="converter exploded"):
         export_run(tiny_run, out, formats=("float32",), progress=False, log=lambda *_: None)
     assert [p.name for p in out.parent.iterdir()] == ["run"]

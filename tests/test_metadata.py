@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lenet_keras.convert import TFLITE_FORMATS, tflite_filename
+from lenet_keras.formats import FORMATS
 from lenet_keras.metadata import (
     BUFFER_ALIGNMENT, MIN_PARSER_VERSION, MediaPipeClassifier, add_metadata, embedded_labels,
     read_metadata)
 
-ALL_TFLITE = [tflite_filename(kind) for kind in TFLITE_FORMATS] + ["model_mediapipe.tflite"]
+ALL_TFLITE = [fmt.file for fmt in FORMATS if fmt.file.endswith(".tflite")]
 
 
 @pytest.fixture(scope="module")
