@@ -232,3 +232,19 @@ class TrainingTimer(keras.callbacks.Callback):
     @property
     def images_per_second(self):
         return self.images / self.step_seconds if self.step_seconds else 0.0
+
+
+class EpochReport(keras.callbacks.Callback):
+    """Calls ``report(epoch, logs)`` after every epoch (1-based epoch, Keras' logs) and
+    stops training when it returns True: how ``tune`` hands validation accuracy to
+    Optuna's pruner. Stopping (instead of raising, as optuna-integration's
+    KerasPruningCallback does) lets ``fit`` finish the run folder: a pruned trial is a
+    normal run, with its best epoch so far as model.keras."""
+
+    def __init__(self, report):
+        super().__init__()
+        self.report = report
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.report(epoch + 1, dict(logs or {})):
+            self.model.stop_training = True

@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 import warnings
+from dataclasses import fields, replace
 
 import click
 
@@ -163,10 +164,13 @@ def unsafe_option(help_text="Allow a model.keras that holds Python code (only if
               default=DEFAULTS.precision, show_default=True,
               help="Keras dtype policy; model.keras and exports stay float32.")
 @click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Start from a config.json (a run's, or `tune`'s best.json); "
+                                   "options given here override it.")
 def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, optimizer, schedule, seed,
         run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
         warmup_epochs, positive_class, early_stopping, data_dir, manual_dir, jit_compile,
-        backend, distribute, precision, overwrite):
+        backend, distribute, precision, overwrite, config_file):
     """Train a model and write a run directory (model.keras, history.csv, metrics.json).
 
     Rerun with the same --run-dir to resume an interrupted run.
@@ -186,6 +190,8 @@ def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, opti
         early_stopping=early_stopping, data_dir=data_dir, manual_dir=manual_dir,
         jit_compile=jit_compile, backend=backend, distribute=distribute, precision=precision,
     )
+    if config_file:
+        config = _over_file(TrainConfig.from_file(config_file), config)
     try:
         metrics = train(config, run_dir, log=click.echo, overwrite=overwrite)
     except RunFinished as done:
@@ -205,6 +211,23 @@ def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, opti
         f"after {metrics['epochs']} epochs ({metrics['train_seconds']:.0f} s{rate}) "
         f"-> {metrics['run_dir']}"
     )
+
+
+# fit's parameters that are TrainConfig fields under another name (run_dir, overwrite and
+# config_file are not fields).
+FIT_FIELDS = {"model_name": "model", "grayscale": "color"}
+
+
+def _over_file(loaded, config):
+    """``loaded`` (fit --config FILE) with the options given on the command line."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    names = {f.name for f in fields(TrainConfig)}
+    given = {FIT_FIELDS.get(p, p) for p in context.params
+             if context.get_parameter_source(p) not in (ParameterSource.DEFAULT,
+                                                        ParameterSource.DEFAULT_MAP)}
+    return replace(loaded, **{name: getattr(config, name) for name in given & names})
 
 
 # ---------------------------------------------------------------------------------------
@@ -381,6 +404,68 @@ def serve(model_path, export_dir, host, port, unsafe):
 
     run_server(model=model_path, export_dir=export_dir, host=host, port=port,
                safe_mode=not unsafe, echo=click.echo)
+
+
+# ---------------------------------------------------------------------------------------
+# tune
+# ---------------------------------------------------------------------------------------
+
+
+def byte_budget(ctx, param, value):
+    from lenet_keras.tune import parse_bytes
+
+    return None if value is None else parse_bytes(value)
+
+
+@cli.command("tune")
+@dataset_option("TFDS name, image folder, IDX folder or .npz (default: embedded sample).")
+@click.option("--models", "--model", "models", default="lenet5", show_default=True,
+              metavar="A,B|GLOB", help='Registry models to search, comma-separated or a glob '
+                                       '("*": all).')
+@click.option("--trials", type=POSITIVE, default=20, show_default=True,
+              help="Finished trials the study should hold (a rerun continues to this many).")
+@click.option("--epochs", type=POSITIVE, default=5, show_default=True,
+              help="Training epochs per trial (hopeless trials are pruned earlier).")
+@click.option("--max-flash", callback=byte_budget, default=None, metavar="BYTES",
+              help="Largest int8 .tflite file, e.g. 65536 or 64K (1K = 1024 B).")
+@click.option("--max-arena", callback=byte_budget, default=None, metavar="BYTES",
+              help="Largest TFLite Micro arena, measured by running the int8 file.")
+@click.option("--max-latency-us", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="US", help="Largest single-image int8 latency (LiteRT, 1 thread).")
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage shared by workers, e.g. postgresql://user:pw@host/db "
+                   "(default: sqlite runs/tune/STUDY/study.db).")
+@click.option("--study", default=None, metavar="NAME",
+              help="Study name; trials go to runs/tune/NAME/ (default: the dataset's name).")
+@click.option("--workers", type=POSITIVE, default=1, show_default=True,
+              help="Worker processes on this host (other hosts: the same --storage and --study).")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
+              help="Seed of the sampler (worker k uses SEED + k) and of every trial's training.")
+def tune_command(dataset, models, trials, epochs, max_flash, max_arena, max_latency_us, storage,
+                 study, workers, seed):
+    """Search models, builder arguments and recipes with Optuna, under device budgets.
+
+    Every trial is a run folder runs/tune/STUDY/trial-NNNN/ scored on validation
+    accuracy; budgets are measured on each architecture's int8 export (bytes, TFLM arena,
+    latency). Rerun the same command to continue a killed study. Writes best.json
+    (`lenet-keras fit --config runs/tune/STUDY/best.json` retrains the winner) and PNG plots.
+    """
+    from lenet_keras.tune import TuneSettings, format_rows, parse_models, tune
+
+    settings = TuneSettings(dataset=dataset, models=parse_models(models), trials=trials,
+                            epochs=epochs, max_flash=max_flash, max_arena=max_arena,
+                            max_latency_us=max_latency_us, storage=storage, study=study,
+                            workers=workers, seed=seed)
+    summary = tune(settings, log=click.echo)
+    click.echo(f"{summary.finished} trials finished; best within budget "
+               "(* on the accuracy/size front):" if settings.budgets else
+               f"{summary.finished} trials finished; best:")
+    if not summary.rows:
+        click.echo("  none finished within budget yet; rerun with more --trials")
+        return
+    click.echo(format_rows(summary.rows, budgets=bool(settings.budgets)))
+    click.echo(f"wrote {summary.best}" + "".join(f", {p}" for p in summary.plots))
+    click.echo(f"retrain the winner: lenet-keras fit --config {summary.best}")
 
 
 # ---------------------------------------------------------------------------------------

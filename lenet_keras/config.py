@@ -124,6 +124,19 @@ class TrainConfig:
             data["augment"] = "shift" if data["augment"] else "none"
         return cls(**data)
 
+    @classmethod
+    def from_file(cls, path):
+        """A config.json (a run's, or tune's best.json); BadInput for a file that is
+        missing or not a config."""
+        try:
+            text = open(path, encoding="utf-8").read()
+        except OSError as error:
+            raise BadInput(f"cannot read config '{path}': {error.strerror or error}") from None
+        try:
+            return replace(cls.from_json(text), created=cls().created)
+        except (ValueError, TypeError) as error:
+            raise BadInput(f"'{path}' is not a lenet-keras config.json: {error}") from None
+
     def check(self):
         """BadInput (one line, in terms of the options) for a config that cannot train.
         No TensorFlow needed: the CLI calls this before anything heavy is imported."""

@@ -23,7 +23,7 @@ from lenet_keras.pipelines import build_batches, read_source
 from lenet_keras.quiet import import_keras
 
 
-def train(config, run_dir=None, log=print, overwrite=False):
+def train(config, run_dir=None, log=print, overwrite=False, callbacks=()):
     """Train ``config`` into ``run_dir``; returns the metrics written to metrics.json
     (plus ``run_dir``).
 
@@ -32,6 +32,8 @@ def train(config, run_dir=None, log=print, overwrite=False):
         run_dir: where to write the run (default: runs/<model>-<dataset>-<time>/).
         log: called with each progress line.
         overwrite: retrain a finished run from scratch.
+        callbacks: more Keras callbacks, run after the run folder's own each epoch (so
+            one that stops training, as ``tune``'s pruning does, leaves a finished run).
 
     Rerunning with the same config and run_dir resumes an interrupted run from its last
     completed epoch (weights, optimizer state, learning-rate schedule, history). A
@@ -71,14 +73,14 @@ def train(config, run_dir=None, log=print, overwrite=False):
 
     # 4. Fit into the run folder, under its lock.
     if not writes:
-        return _fit_without_writing(config, run_dir, bundle, model, log, placement)
+        return _fit_without_writing(config, run_dir, bundle, model, log, placement, callbacks)
     run_dir.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(run_dir):
         if overwrite:
             runs.clear_run(run_dir)
         if token is not None and placement.is_chief:
             devices.mark_shared(run_dir, token)  # again: --overwrite cleared it
-        return _fit(config, run_dir, bundle, model, log, placement)
+        return _fit(config, run_dir, bundle, model, log, placement, extra=callbacks)
 
 
 # ---------------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ def evaluate_model(model, dataset):
 # ---------------------------------------------------------------------------------------
 
 
-def _fit_without_writing(config, run_dir, bundle, model, log, placement):
+def _fit_without_writing(config, run_dir, bundle, model, log, placement, extra=()):
     """A data-parallel process that leaves the run directory to process 0.
 
     It still runs every callback, into a scratch directory: with JAX every computation
@@ -181,7 +183,7 @@ def _fit_without_writing(config, run_dir, bundle, model, log, placement):
     restore = run_dir / "backup" if (run_dir / devices.SHARED_MARK).is_file() else None
     with tempfile.TemporaryDirectory(prefix=f"lenet_keras-process{placement.process_id}-") as scratch:
         metrics = _fit(config, Path(scratch), bundle, model, log, placement, restore_from=restore,
-                       shown_dir=f"process {placement.process_id} writes no files")
+                       shown_dir=f"process {placement.process_id} writes no files", extra=extra)
     return {"run_dir": None, "process_id": placement.process_id,
             "train_seconds": metrics["train_seconds"],
             "train_images_per_second": metrics["train_images_per_second"]}
@@ -240,13 +242,15 @@ def _announce(config, run_dir, bundle, model, log, placement, shown_dir=None):
         log(f"recipe: {config.recipe_changes()}")
 
 
-def _fit(config, run_dir, bundle, model, log, placement, restore_from=None, shown_dir=None):
+def _fit(config, run_dir, bundle, model, log, placement, restore_from=None, shown_dir=None,
+         extra=()):
     keras = import_keras()
 
     _announce(config, run_dir, bundle, model, log, placement, shown_dir)
     monitor = "val_accuracy" if bundle.val is not None else "accuracy"
     twin = _float32_twin(config, bundle) if config.precision != "float32" else None
     callbacks, timer, checkpoint = _callbacks(config, run_dir, monitor, twin, log, restore_from)
+    callbacks += list(extra)  # after the run folder's: a stop leaves that epoch saved
     started = time.perf_counter()
     model.fit(
         bundle.train,
