@@ -457,9 +457,10 @@ def tune_command(dataset, models, trials, epochs, max_flash, max_arena, max_late
                             max_latency_us=max_latency_us, storage=storage, study=study,
                             workers=workers, seed=seed)
     summary = tune(settings, log=click.echo)
-    click.echo(f"{summary.finished} trials finished; best within budget "
+    over = f" ({summary.over_budget} draws over budget, not trained)" if summary.over_budget else ""
+    click.echo(f"{summary.finished} trials trained{over}; best within budget "
                "(* on the accuracy/size front):" if settings.budgets else
-               f"{summary.finished} trials finished; best:")
+               f"{summary.finished} trials trained; best:")
     if not summary.rows:
         click.echo("  none finished within budget yet; rerun with more --trials")
         return

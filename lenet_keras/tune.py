@@ -86,6 +86,8 @@ RECIPE_SPACE = {
     "weight_decay": [0.0, 0.01, 0.05],
     "warmup_epochs": [0, 1],
 }
+# Builder arguments that change training only, not the exported file.
+SIZE_FREE_ARGS = ("dropout",)
 # Budget options -> the export report's number they bound.
 BUDGETS = {"max_flash": "int8_bytes", "max_arena": "arena_bytes",
            "max_latency_us": "int8_latency_us"}
@@ -96,6 +98,8 @@ STUDY_KEYS = ("dataset", "models", "epochs", "max_flash", "max_arena", "max_late
 # worker on this host retries its own dead trials at once (_retry_interrupted).
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
+# At most this many draws per wanted trial (the rest: architectures over budget).
+MAX_DRAWS_PER_TRIAL = 5
 # The median pruner compares a trial with earlier ones at the same epoch, from the 2nd
 # epoch on (the 1st says more about the learning rate's warm-up than about the end).
 PRUNER_STARTUP_TRIALS = 4
@@ -258,9 +262,11 @@ def trial_config(settings, model, model_args, recipe):
 
 
 def architecture_key(config):
-    """What the int8 file depends on: the model, its arguments and the data's shape."""
-    parts = {k: getattr(config, k) for k in ("model", "model_args", "dataset", "image_size",
-                                             "color", "positive_class")}
+    """What the int8 file depends on: the model, its arguments (but dropout, which
+    inference leaves out) and the data's shape."""
+    parts = {k: getattr(config, k) for k in ("model", "dataset", "image_size", "color",
+                                             "positive_class")}
+    parts["model_args"] = {k: v for k, v in config.model_args.items() if k not in SIZE_FREE_ARGS}
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -406,9 +412,10 @@ def open_storage(settings):
     except sqlalchemy.exc.ArgumentError:
         raise BadInput(f"--storage '{_shown(url)}' is not a database URL "
                        "(e.g. sqlite:///study.db, postgresql://user:password@host/db)") from None
-    except ModuleNotFoundError as error:
-        raise BadInput(f"--storage '{_shown(url)}' needs the Python package '{error.name}' "
-                       '(pip install "lenet-keras[tune]")') from None
+    except ImportError as error:  # the URL's database driver (Optuna wraps the error)
+        missing = getattr(error.__cause__, "name", None) or "its database driver"
+        raise BadInput(f"--storage '{_shown(url)}' needs the Python package '{missing}' "
+                       '(pip install "lenet-keras[tune]" for PostgreSQL)') from None
     except sqlalchemy.exc.SQLAlchemyError as error:
         raise BadInput(f"--storage '{_shown(url)}' cannot be reached: "
                        f"{first_line(getattr(error, 'orig', None) or error)}") from None
@@ -450,10 +457,29 @@ def open_study(settings, storage, worker=0):
     return study
 
 
-def finished_count(study):
+def finished_trials(study, trained=True):
+    """The study's finished (COMPLETE or PRUNED) trials; with ``trained``, only those that
+    trained (a trial over budget is pruned before training and costs one measurement)."""
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    return [t for t in done if not trained or feasible(t)]
+
+
+def finished_count(study):
+    return len(finished_trials(study))
+
+
+class EnoughTrials:
+    """Stops the study once it holds ``wanted`` trained trials (Optuna's MaxTrialsCallback
+    counts by state, and would count the trials over budget)."""
+
+    def __init__(self, wanted):
+        self.wanted = wanted
+
+    def __call__(self, study, trial):
+        if finished_count(study) >= self.wanted:
+            study.stop()
 
 
 def _alive(pid):
@@ -595,7 +621,7 @@ def _short(value):
 
 def run_worker(settings, models, worker=0, log=print):
     """One worker: run trials until the study holds ``settings.trials`` finished ones."""
-    optuna = import_optuna()
+    import_optuna()
     from lenet_keras.quiet import import_keras
 
     import_keras()
@@ -605,12 +631,11 @@ def run_worker(settings, models, worker=0, log=print):
         return
     study.optimize(
         Objective(settings, models, log),
-        # Stops every worker once the study holds that many finished trials (a worker
-        # finishes the trial it is in: K workers may end with up to K - 1 more).
-        n_trials=remaining + 10 * settings.workers,
-        callbacks=[optuna.study.MaxTrialsCallback(
-            settings.trials, states=(optuna.trial.TrialState.COMPLETE,
-                                     optuna.trial.TrialState.PRUNED))],
+        # Stops every worker once the study holds that many trained trials (a worker
+        # finishes the trial it is in: K workers may end with up to K - 1 more). The cap
+        # bounds a search that keeps drawing architectures over budget.
+        n_trials=MAX_DRAWS_PER_TRIAL * settings.trials,
+        callbacks=[EnoughTrials(settings.trials)],
         catch=(BadInput,),  # a trial that fails (NaN loss) is recorded; the study goes on
         gc_after_trial=True)
 
@@ -801,7 +826,8 @@ class TuneSummary:
     rows: list
     best: Path = None
     plots: list = field(default_factory=list)
-    finished: int = 0
+    finished: int = 0             # trials trained (COMPLETE or PRUNED by the pruner)
+    over_budget: int = 0          # architectures drawn over budget, never trained
 
 
 def tune(settings, log=print):
@@ -829,7 +855,8 @@ def tune(settings, log=print):
 def summarize(study, settings, log=print):
     """The study's best trials, best.json and the plots, as they stand."""
     rows = result_rows(study)
-    summary = TuneSummary(study, rows, finished=finished_count(study))
+    summary = TuneSummary(study, rows, finished=finished_count(study),
+                          over_budget=len(finished_trials(study, trained=False)) - finished_count(study))
     if rows:
         summary.best = write_best(settings.study_dir, rows[0])
         summary.plots = write_plots(study, rows, settings.study_dir, log)
