@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import shutil
 import socket
+import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -256,6 +257,18 @@ def trial_config(settings, model, model_args, recipe):
     return replace(base_config(settings, model), model_args=model_args, **recipe).check()
 
 
+def config_of(settings, trial):
+    """A finished trial's TrainConfig, as recorded in the storage (the trial may have run
+    on another host, with another --seed)."""
+    if "config" in trial.user_attrs:
+        return TrainConfig(**trial.user_attrs["config"])
+    params = trial.params
+    model = params["model"]
+    choices = {arg: params[f"{model}.{arg}"] for arg in ARCHITECTURES.get(model, {})}
+    return trial_config(settings, model, model_args_of(model, choices),
+                        {name: params[name] for name in RECIPE_SPACE})
+
+
 # ---------------------------------------------------------------------------------------
 # Budgets, measured on the exported file
 # ---------------------------------------------------------------------------------------
@@ -404,11 +417,19 @@ def open_storage(settings):
     # SQLite: wait for another worker's write instead of failing at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=3, inherit_intermediate_values=True))
+        for attempt in range(3):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=3, inherit_intermediate_values=True))
+            except sqlalchemy.exc.IntegrityError:
+                # Workers starting together on an empty database race to create Optuna's
+                # tables; the loser finds them made on the next try.
+                if attempt == 2:
+                    raise
+                time.sleep(1 + attempt)
     except sqlalchemy.exc.ArgumentError:
         raise BadInput(f"--storage '{_shown(url)}' is not a database URL "
                        "(e.g. sqlite:///study.db, postgresql://user:password@host/db)") from None
@@ -547,6 +568,7 @@ class Objective:
         trial.set_user_attr("interrupted", False)
         model, model_args, recipe = suggest(trial, self.models)
         config = trial_config(self.settings, model, model_args, recipe)
+        trial.set_user_attr("config", {k: v for k, v in asdict(config).items() if k != "created"})
         if self.settings.budgets:
             self._check_cost(trial, config)
         run_dir = trial_run_dir(self.settings, trial)
@@ -688,6 +710,8 @@ class TrialRow:
     epochs: int
     run_dir: str
     cost: dict = None
+    config: object = None         # its TrainConfig
+    host: str = None              # where it ran (its run_dir is on that host)
     on_front: bool = False
 
 
@@ -695,7 +719,7 @@ def feasible(trial):
     return all(value <= 0 for value in constraints(trial))
 
 
-def result_rows(study):
+def result_rows(study, settings):
     """The study's COMPLETE trials within budget, best validation accuracy first."""
     from optuna.trial import TrialState
 
@@ -703,12 +727,12 @@ def result_rows(study):
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if not feasible(trial):
             continue
-        run_dir = trial.user_attrs.get("run_dir", "")
-        config = runs.load_config(run_dir) if Path(run_dir, "config.json").is_file() else None
+        config = config_of(settings, trial)
         cost = {key: trial.user_attrs[key] for key in BUDGETS.values() if key in trial.user_attrs}
-        rows.append(TrialRow(trial.number, trial.params.get("model"),
-                             config.model_args if config else {}, float(trial.value),
-                             len(trial.intermediate_values), run_dir, cost or None))
+        rows.append(TrialRow(trial.number, config.model, config.model_args,
+                             float(trial.value), len(trial.intermediate_values),
+                             trial.user_attrs.get("run_dir", ""), cost or None,
+                             config=config, host=trial.user_attrs.get("host")))
     rows.sort(key=lambda row: (-row.val_accuracy, row.number))
     return mark_front(rows, "int8_bytes")
 
@@ -749,9 +773,9 @@ def _args_text(model_args):
 def write_best(study_dir, row):
     """best.json: the winner's config with fit's default epochs, for
     ``lenet-keras fit --config best.json`` (a retrain on the same training split)."""
-    config = runs.load_config(row.run_dir)
-    config = replace(config, epochs=TrainConfig.epochs, created=TrainConfig().created)
+    config = replace(row.config, epochs=TrainConfig.epochs, created=TrainConfig().created)
     data = {**asdict(config), "tune": {"study_dir": str(study_dir), "trial": row.number,
+                                       "run_dir": row.run_dir, "host": row.host,
                                        "val_accuracy": row.val_accuracy,
                                        "tuned_epochs": row.epochs, **(row.cost or {})}}
     path = Path(study_dir) / BEST_FILE
@@ -854,7 +878,7 @@ def tune(settings, log=print):
 
 def summarize(study, settings, log=print):
     """The study's best trials, best.json and the plots, as they stand."""
-    rows = result_rows(study)
+    rows = result_rows(study, settings)
     summary = TuneSummary(study, rows, finished=finished_count(study),
                           over_budget=len(finished_trials(study, trained=False)) - finished_count(study))
     if rows:
