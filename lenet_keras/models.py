@@ -330,7 +330,7 @@ def alexnet_mini(input_shape, num_classes, widths=(16, 32, 48, 48, 32), dense_un
 # MobileNet v1 (Howard et al. 2017) for 28-32 px: ImageNet's 224 px network downsamples 32x;
 # here a stride-1 stem and two stride-2 blocks take 28x28 to 7x7. (filters, stride) per
 # depthwise-separable block, before the width multiplier. Chosen on validation accuracy
-# (benchmarks/mobilenet_search.py, 15 epochs, real Fashion-MNIST): a stride-2 stem
+# (15 epochs, real Fashion-MNIST; the candidates are tune.LAYOUTS now): a stride-2 stem
 # (28 -> 14 -> 7 -> 4) peaked at 0.919, this stride-1 stem at 0.925 when the last block
 # downsampled to 4x4 and 0.928 as here, ending at 7x7. Same parameters; the full-resolution
 # stem makes training ~2x slower on a CPU.

@@ -48,7 +48,8 @@ MODELS = {
                   "AlexNet's shape for 28 px: 5x5 then four 3x3 convs (16-32-48-48-32 maps), "
                   "3 max-pools, 256-256 dense layers with dropout 0.5, ReLU, no batch norm"),
         # Left-right flips (Fashion-MNIST's labels survive a mirror): on validation, 15
-        # epochs, best 0.934 against 0.928 without (benchmarks/mobilenet_search.py).
+        # epochs, best 0.934 against 0.928 without (the search that is now `lenet-keras tune`'s
+        # space: tune.ARCHITECTURES, tune.LAYOUTS).
         ModelSpec("mobilenet_mini",
                   "MobileNet v1 for 28 px: 3x3 stem at full resolution, 5 depthwise-separable "
                   "blocks (64-128-128-128-256; 28 -> 14 -> 7), batch norm + ReLU6, global "
