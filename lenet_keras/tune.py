@@ -50,8 +50,8 @@ BEST_FILE = "best.json"
 # Builder arguments searched per registry model (models without an entry are searched
 # over the recipe only). In every list the smallest network comes first: the budget check
 # measures each model's first choices as its smallest candidate. Layer sizes are written
-# "16-32" because Optuna's choices are scalars. These lists were the candidates of the
-# hand-written benchmarks/mobilenet_search.py (the layouts) and the width table.
+# "16-32" because Optuna's choices are scalars. The layouts were the candidates of the
+# hand-written mobilenet search this command replaces (docs/RESULTS.md).
 ARCHITECTURES = {
     "lenet5_bn": {"widths": ["8-16", "12-24", "16-32", "24-48", "32-64"],
                   "dense_units": ["32-32", "48-32", "64-32", "128-84"],
@@ -68,7 +68,7 @@ ARCHITECTURES = {
 }
 # mobilenet_mini's layouts, (filters, stride) per depthwise-separable block: a stride-2
 # stem (28 -> 14 -> 7 -> 4), or a stride-1 stem ending at 4x4 or, as models.py's default,
-# at 7x7 (benchmarks/mobilenet_search.py measured 0.919, 0.925 and 0.928 on validation).
+# at 7x7 (0.919, 0.925 and 0.928 on validation, 15 epochs: docs/RESULTS.md).
 LAYOUTS = {
     "stem2": {"stem_strides": 2, "blocks": [[64, 1], [128, 2], [128, 1], [128, 1], [256, 2]]},
     "stem1_last4": {"stem_strides": 1,
@@ -77,7 +77,7 @@ LAYOUTS = {
                     "blocks": [[64, 2], [128, 1], [128, 2], [128, 1], [256, 1]]},
 }
 # The recipe options fit has (TrainConfig.RECIPE_FIELDS): (low, high) is a log-uniform
-# range, a list is a set of choices. The choices were benchmarks/recipe_search.py's
+# range, a list is a set of choices. The choices were the hand-written recipe search's
 # candidates (label smoothing 0.1, flips, shifts + flips, AdamW 0.05).
 RECIPE_SPACE = {
     "learning_rate": (5e-4, 5e-3),
