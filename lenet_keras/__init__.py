@@ -31,8 +31,6 @@ _API = {
     "load_predictor": ("lenet_keras.predictors", "load_predictor"),
     "predict": ("lenet_keras.predictors", "predict_files"),
     "BadInput": ("lenet_keras.errors", "BadInput"),
-    "tune": ("lenet_keras.tune", "tune"),
-    "TuneSettings": ("lenet_keras.tune", "TuneSettings"),
 }
 __all__ = sorted(_API)
 

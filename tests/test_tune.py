@@ -136,6 +136,26 @@ def test_bad_storage_is_one_line(run_cli, tmp_path, url, message):
     assert not (tmp_path / "runs").exists()
 
 
+def test_bad_budget_and_missing_config_are_one_line(run_cli, tmp_path):
+    result = run_cli("tune", "--max-flash", "64Q", cwd=tmp_path)
+    assert "a byte budget is a number with an optional K or M, got '64Q'" in one_error_line(result)
+    result = run_cli("fit", "--config", tmp_path / "best.json", cwd=tmp_path)
+    assert "cannot read config" in one_error_line(result)
+    (tmp_path / "best.json").write_text("[1, 2]")
+    result = run_cli("fit", "--config", tmp_path / "best.json", cwd=tmp_path)
+    assert "is not a lenet-keras config.json" in one_error_line(result)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_study_refuses_other_settings(tmp_path):
+    settings = tune.check_settings(tune.TuneSettings(models=["lenet5"], root=str(tmp_path)))
+    tune.open_study(settings, tune.open_storage(settings))
+    changed = tune.replace(settings, epochs=3)
+    with pytest.raises(BadInput, match=r"study 'fashion_mnist_sample' was made with --epochs 5 "
+                                       r"\(now 3\); rerun it with the same options"):
+        tune.open_study(changed, tune.open_storage(changed))
+
+
 @pytest.mark.slow
 def test_impossible_budget_is_refused_after_measuring_the_smallest(run_cli, tmp_path):
     result = run_cli("tune", "--models", "lenet5,lenet5_mini", "--max-flash", 2000,
