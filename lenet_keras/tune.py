@@ -102,6 +102,9 @@ STUDY_KEYS = ("dataset", "models", "epochs", "max_flash", "max_arena", "max_late
 # worker on this host retries its own dead trials at once (_retry_interrupted).
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
+# Trained trials drawn at random before TPE models the others (Optuna's default is 10;
+# a 20-trial study gets 8 random and 12 guided).
+SAMPLER_STARTUP_TRIALS = 8
 # At most this many draws per wanted trial (the rest: architectures over budget).
 MAX_DRAWS_PER_TRIAL = 5
 # The median pruner compares a trial with earlier ones at the same epoch, from the 2nd
@@ -475,15 +478,56 @@ def _shown(url):
         return url
 
 
+def feasible_startup_sampler(optuna, seed, constraints_func, startup):
+    """Random draws until ``startup`` trials have trained within budget, TPE (with the
+    budgets as constraints) after. TPE's own start-up counts every finished trial, so
+    draws over budget (pruned untrained, in seconds) would use it up and leave TPE one
+    or two trained trials to model (measured: it then kept proposing the first one)."""
+
+    class FeasibleStartupSampler(optuna.samplers.BaseSampler):
+        def __init__(self):
+            self.random = optuna.samplers.RandomSampler(seed=seed)
+            self.tpe = optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, n_startup_trials=0,
+                constraints_func=constraints_func)
+            self.chosen = {}
+
+        def _sampler(self, study, trial):
+            if trial.number not in self.chosen:
+                self.chosen[trial.number] = (self.random if finished_count(study) < startup
+                                             else self.tpe)
+            return self.chosen[trial.number]
+
+        def infer_relative_search_space(self, study, trial):
+            return self._sampler(study, trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._sampler(study, trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, name, distribution):
+            return self._sampler(study, trial).sample_independent(study, trial, name,
+                                                                  distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self.tpe.after_trial(study, trial, state, values)  # records the constraints
+            self.chosen.pop(trial.number, None)
+
+        def reseed_rng(self):
+            self.random.reseed_rng()
+            self.tpe.reseed_rng()
+
+    return FeasibleStartupSampler()
+
+
 def open_study(settings, storage, worker=0):
-    """Create the study or load it (same settings only); its sampler is TPE with the
-    budgets as constraints, its pruner the median rule."""
+    """Create the study or load it (same settings only); its sampler is random, then TPE
+    with the budgets as constraints; its pruner the median rule."""
     optuna = import_optuna()
 
     constraints_func = constraints if settings.budgets else None
     # Each worker its own seed: equal seeds would draw the same random start-up trials.
-    sampler = optuna.samplers.TPESampler(seed=settings.seed + worker, multivariate=True,
-                                         group=True, constraints_func=constraints_func)
+    sampler = feasible_startup_sampler(optuna, settings.seed + worker, constraints_func,
+                                       SAMPLER_STARTUP_TRIALS)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
                                          n_warmup_steps=PRUNER_WARMUP_EPOCHS)
     study = optuna.create_study(study_name=settings.study, storage=storage,
