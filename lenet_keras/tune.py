@@ -348,7 +348,8 @@ def _measuring_config(config, prepared, scratch):
 
     calibration, verification = MEASURE_IMAGES
     x, y = prepared.x_train, prepared.y_train
-    path = scratch / "measure.npz"
+    # Named as the dataset: the .tflite metadata names it ("lenet5 trained on ...").
+    path = scratch / f"{prepared.name}.npz"
     np.savez(path, x_train=x[:calibration], y_train=y[:calibration],
              x_test=x[calibration:calibration + verification],
              y_test=y[calibration:calibration + verification],
