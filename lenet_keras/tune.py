@@ -530,14 +530,17 @@ def open_study(settings, storage, worker=0):
                                 load_if_exists=True)
     wanted = {key: getattr(settings, key) for key in STUDY_KEYS}
     recorded = study.user_attrs.get("settings")
-    if recorded is None:
-        study.set_user_attr("settings", wanted)
-    elif recorded != wanted:
+    if recorded is not None and recorded != wanted:
         changed = ", ".join(f"--{k.replace('_', '-')} {recorded.get(k)!r} (now {wanted[k]!r})"
                             for k in STUDY_KEYS if recorded.get(k) != wanted[k])
         raise BadInput(f"study '{settings.study}' was made with {changed}; rerun it with the "
                        "same options or choose another --study")
     return study
+
+
+def record_settings(study, settings):
+    """Pin the options that define the study (``open_study`` refuses others later)."""
+    study.set_user_attr("settings", {key: getattr(settings, key) for key in STUDY_KEYS})
 
 
 def finished_trials(study, trained=True):
@@ -931,10 +934,19 @@ def tune(settings, log=print):
     settings, the budgets (each model's smallest candidate measured on its int8 export).
     """
     settings = check_settings(settings)
-    import_optuna()
+    optuna = import_optuna()
     check_data(settings)
+    made_dir = not settings.study_dir.exists()
     study = open_study(settings, open_storage(settings))
-    models = check_budgets(study, settings, log)
+    try:
+        models = check_budgets(study, settings, log)
+    except BadInput:  # refused: leave no study behind that would pin these options
+        if not study.trials:
+            optuna.delete_study(study_name=settings.study, storage=study._storage)
+            if made_dir:
+                shutil.rmtree(settings.study_dir, ignore_errors=True)
+        raise
+    record_settings(study, settings)
     retry_interrupted(study, log)
     done = finished_count(study)
     if done < settings.trials:
