@@ -109,8 +109,9 @@ SAMPLER_STARTUP_TRIALS = 8
 MAX_DRAWS_PER_TRIAL = 5
 # The median pruner compares a trial with earlier ones at the same epoch, from the 2nd
 # epoch on (the 1st says more about the learning rate's warm-up than about the end).
+# Epochs are Optuna's steps, counted from 1; pruning starts at step == n_warmup_steps.
 PRUNER_STARTUP_TRIALS = 4
-PRUNER_WARMUP_EPOCHS = 1
+PRUNER_FIRST_EPOCH = 2
 
 
 @dataclass
@@ -524,7 +525,7 @@ def open_study(settings, storage, worker=0):
     # Each worker its own seed: equal seeds would draw the same random start-up trials.
     sampler = feasible_startup_sampler(optuna, settings.seed + worker, SAMPLER_STARTUP_TRIALS)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
-                                         n_warmup_steps=PRUNER_WARMUP_EPOCHS)
+                                         n_warmup_steps=PRUNER_FIRST_EPOCH)
     study = optuna.create_study(study_name=settings.study, storage=storage,
                                 direction="maximize", sampler=sampler, pruner=pruner,
                                 load_if_exists=True)
