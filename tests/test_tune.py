@@ -186,6 +186,24 @@ def test_measured_size_is_the_trained_exports(micro_export, tmp_path):
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+def test_a_stopping_callback_leaves_a_finished_run(tmp_path):
+    """train(callbacks=...): what the pruner uses. Stopped after epoch 1 of 3, the run is
+    finished (metrics.json, model.keras of that epoch), not an interrupted one."""
+    from lenet_keras.callbacks import EpochReport
+    from lenet_keras.runs import read_history, read_metrics
+    from lenet_keras.training import train
+
+    seen = []
+    report = EpochReport(lambda epoch, logs: seen.append((epoch, logs["val_accuracy"])) or True)
+    train(TrainConfig(model="lenet5_mini", epochs=3), tmp_path / "run", log=lambda *_: None,
+          callbacks=[report])
+    history = read_history(tmp_path / "run")
+    assert [row["epoch"] for row in history] == [1] and seen == [(1, history[0]["val_accuracy"])]
+    assert read_metrics(tmp_path / "run")["epochs"] == 1
+    assert not (tmp_path / "run" / "backup").exists()
+
+
 def start_tune(*args, cwd):
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "lenet_keras", "tune", *map(str, args)],
