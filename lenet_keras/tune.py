@@ -41,7 +41,7 @@ from pathlib import Path
 from lenet_keras import runs
 from lenet_keras.config import TrainConfig
 from lenet_keras.errors import BadInput, first_line, write_atomic
-from lenet_keras.registry import MODELS, check_input, get_spec, list_models
+from lenet_keras.registry import check_input, get_spec, list_models
 
 TUNE_ROOT = Path("runs") / "tune"
 STORAGE_FILE = "study.db"
