@@ -937,15 +937,14 @@ def tune(settings, log=print):
     settings = check_settings(settings)
     optuna = import_optuna()
     check_data(settings)
-    made_dir = not settings.study_dir.exists()
+    made = [p for p in (settings.study_dir, *settings.study_dir.parents) if not p.exists()]
     study = open_study(settings, open_storage(settings))
     try:
         models = check_budgets(study, settings, log)
     except BadInput:  # refused: leave no study behind that would pin these options
         if not study.trials:
             optuna.delete_study(study_name=settings.study, storage=study._storage)
-            if made_dir:
-                shutil.rmtree(settings.study_dir, ignore_errors=True)
+            _remove_made(made)
         raise
     record_settings(study, settings)
     retry_interrupted(study, log)
@@ -955,6 +954,17 @@ def tune(settings, log=print):
             f"with {settings.workers} worker(s)")
         run_workers(settings, models, log)
     return summarize(study, settings, log)
+
+
+def _remove_made(folders):
+    """Remove the folders this command made (nearest first), the study's with its files."""
+    if folders:
+        shutil.rmtree(folders[0], ignore_errors=True)
+    for folder in folders[1:]:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def summarize(study, settings, log=print):
