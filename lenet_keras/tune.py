@@ -874,7 +874,8 @@ def write_plots(study, rows, study_dir, budgets=None, log=print):
             log(f"no {name}.png yet: {first_line(error)}")
             continue
         figure = axes.get_figure() if hasattr(axes, "get_figure") else axes.flat[0].get_figure()
-        figure.set_size_inches(8, 5)
+        figure.set_size_inches(9, 5)
+        figure.tight_layout()  # Optuna's figures cut long parameter names otherwise
         written.append(save_figure(figure, Path(study_dir) / f"{name}.png"))
         plt.close(figure)
     return written
