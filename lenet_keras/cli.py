@@ -423,7 +423,7 @@ def byte_budget(ctx, param, value):
               metavar="A,B|GLOB", help='Registry models to search, comma-separated or a glob '
                                        '("*": all).')
 @click.option("--trials", type=POSITIVE, default=20, show_default=True,
-              help="Finished trials the study should hold (a rerun continues to this many).")
+              help="Trained trials the study should hold (a rerun continues to this many; draws over budget do not count).")
 @click.option("--epochs", type=POSITIVE, default=5, show_default=True,
               help="Training epochs per trial (hopeless trials are pruned earlier).")
 @click.option("--max-flash", callback=byte_budget, default=None, metavar="BYTES",
