@@ -731,6 +731,7 @@ def run_worker(settings, models, worker=0, log=print):
 
 def _child(settings, models, worker, threads):
     """A worker process (spawned: TensorFlow does not survive fork)."""
+    # Read by TensorFlow when it starts (process_util.cc), so before it is imported here.
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
     from lenet_keras.quiet import import_keras
 
