@@ -308,7 +308,7 @@ def _unsupported_ops(message):
     return ops
 
 
-def convert_tflite(saved_model_dir, kind, representative=None):
+def convert_tflite(saved_model_dir, kind, representative=None, io_types=("int8", "int8")):
     """Convert a SavedModel to .tflite bytes.
 
     Args:
@@ -317,6 +317,9 @@ def convert_tflite(saved_model_dir, kind, representative=None):
             "int8" (full integer with int8 input and output).
         representative: for "int8", a callable returning an iterator of ``[image]`` lists
             (float32 [1,H,W,C] raw pixels) used to calibrate activation ranges.
+        io_types: for "int8", the (input, output) dtypes: ("int8", "int8") for the int8
+            file, ("uint8", "float32") for the web page's (LiteRT.js tensors are float32,
+            int32 or uint8; the ops inside are the same int8 ones).
 
     Raises:
         BadInput: the model needs ops that are not TFLite builtins.
@@ -339,8 +342,8 @@ def convert_tflite(saved_model_dir, kind, representative=None):
         converter.representative_dataset = representative
         # Every op integer-only (fails rather than silently falling back to float).
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.inference_input_type = getattr(tf, io_types[0])
+        converter.inference_output_type = getattr(tf, io_types[1])
         # Per-channel scales for convolutions, one scale per dense layer: per-channel
         # parameters cost 24 bytes per output channel (weights and bias), ~7% of a
         # LeNet-5 file, and bought no accuracy on Fashion-MNIST (0.8778 vs 0.8786).
@@ -390,24 +393,42 @@ def _tflite_source(job, plan):
     return job.graphs[key]
 
 
+def representative_images(job, name):
+    """The calibration images as the converter wants them (a callable returning an
+    iterator of [float32 [1,H,W,C]] lists), with a progress bar."""
+    def representative():
+        with job.progress_bar(len(job.calibration), f"calibrating {name}") as bar:
+            for image in job.calibration:
+                bar.update(1)
+                yield [image[None].astype(np.float32)]
+
+    return representative
+
+
 def tflite_file(job, fmt):
     """model_<kind>.tflite with its metadata; reports which columns were folded."""
     from lenet_keras.metadata import add_metadata
 
     source, used = _tflite_source(job, fold_plan(job.model, fmt.name))
-    representative = None
-    if fmt.calibrated:
-        def representative():
-            with job.progress_bar(len(job.calibration), f"calibrating {fmt.name}") as bar:
-                for image in job.calibration:
-                    bar.update(1)
-                    yield [image[None].astype(np.float32)]
-
+    representative = representative_images(job, fmt.name) if fmt.calibrated else None
     path = job.staging / fmt.file
     path.write_bytes(add_metadata(convert_tflite(source, fmt.name, representative),
                                   **job.describe))
     # {convolution: columns folded into channels}, see fold_columns
     return path, {"folded_columns": used}
+
+
+def web_model_bytes(job):
+    """The model file of the web page (export --web): the int8 file's ops and
+    calibration (same source graph, same images, so the same int8 numbers) behind a
+    uint8 input of raw pixels and a float32 output of probabilities, with its metadata.
+    LiteRT.js cannot take or give int8 tensors."""
+    from lenet_keras.metadata import add_metadata
+
+    source, used = _tflite_source(job, fold_plan(job.model, "int8"))
+    content = convert_tflite(source, "int8", representative_images(job, "web"),
+                             io_types=("uint8", "float32"))
+    return add_metadata(content, **job.describe), used
 
 
 def mediapipe_file(job, fmt):
