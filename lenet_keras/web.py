@@ -47,7 +47,7 @@ CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'sel
 # LiteRT.js loads one wasm variant: relaxed SIMD where the browser has it, else compat.
 # The first load of a relaxed-SIMD browser fetches every file but these.
 NOT_LOADED = ("LICENSE", "VENDORED.json", "litert_wasm_compat_internal.js",
-              "litert_wasm_compat_internal.wasm", "labels.txt")
+              "litert_wasm_compat_internal.wasm")
 
 
 def runtime_version():

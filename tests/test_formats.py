@@ -48,7 +48,7 @@ def test_every_row_has_a_file_a_converter_and_a_runtime():
         assert fmt.extra if fmt.packages else fmt.extra is None
     assert FORMATS[0].name == "keras" and FORMATS[0].always  # the reference comes first
     assert names == ["keras", "saved_model", "float32", "dynamic", "float16", "int8",
-                     "mediapipe", "onnx", "micro"]
+                     "mediapipe", "onnx", "web", "micro"]
     assert TFLITE_FORMATS == ("float32", "dynamic", "float16", "int8")
     assert CHOICES == (*TFLITE_FORMATS, "onnx")
     assert [fmt.file for fmt in SERVE_ORDER] == [

@@ -6,6 +6,9 @@
 //   window.lenetKeras.classify(urlOrBlob)   -> Promise<{label, verdict, top: [{label,
 //                                           probability}], latency_ms, preprocess_ms}>
 //   window.lenetKeras.preprocess(urlOrBlob) -> Promise<Uint8Array>, the model's input
+//   window.lenetKeras.benchmark(runs = 200) -> Promise<{latency_ms, runs}>: the model
+//                                           alone, mean of `runs` calls in the fastest
+//                                           of 5 rounds (as export times LiteRT)
 // latency_ms is the model alone (input tensor in, probabilities out), as the export
 // report's latency_us is; preprocess_ms is decoding and resizing (preprocess.js).
 import { loadAndCompile, loadLiteRt, Tensor } from "./litertjs/index.js";
@@ -14,6 +17,7 @@ const $ = (id) => document.getElementById(id);
 const LIVE_INTERVAL_MS = 250;       // live camera: about four verdicts a second
 const TOP_K = 5;
 const SERVICE_WORKER_WAIT_MS = 5000;
+const BENCHMARK_ROUNDS = 5;
 
 let info = null;                    // model.json
 let model = null;                   // LiteRT.js CompiledModel
@@ -330,6 +334,17 @@ window.lenetKeras = {
   classify: async (source) => {
     const { preview, ...result } = await classify(source);
     return result;
+  },
+  benchmark: async (runs = 200) => {
+    await ready;
+    const input = new Uint8Array(info.input.shape.reduce((a, b) => a * b, 1)).fill(128);
+    let best = Infinity;
+    for (let round = 0; round < BENCHMARK_ROUNDS; round++) {
+      const started = performance.now();
+      for (let i = 0; i < runs; i++) await infer(input);
+      best = Math.min(best, (performance.now() - started) / runs);
+    }
+    return { latency_ms: best, runs };
   },
   preprocess: async (source) => {
     await ready;
