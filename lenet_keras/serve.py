@@ -12,6 +12,8 @@ Endpoints::
     GET  /api/model     labels, input shape and dtype, format, quantization
     GET  /healthz       {"status": "ok"}
     GET  /static/...    the page's script, style and icon (nothing outside static/)
+    GET  /app/          the export's web/ folder (export --web), when it has one: the
+                        same page running the model in the browser with LiteRT.js
 
 Why FastAPI on uvicorn: it is the stack most Python ML services use, maintained, ASGI
 (so the upload size can be checked while the body streams in, before it is all read),
@@ -47,6 +49,7 @@ from lenet_keras.exports import (  # noqa: F401  importable from here as before
     EXPORTS_ROOT, latest_export_dir, model_in_export,
 )
 from lenet_keras.formats import named
+from lenet_keras.web import CSP as APP_CSP
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB: any phone photo; refuse bigger with 413
 # A multipart body carries the file plus a few hundred bytes of headers and boundaries.
@@ -63,6 +66,10 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+# Under /app/: the web app's own policy (its single-threaded wasm needs no cross-origin
+# isolation, only wasm-unsafe-eval to compile), the same as its index.html's <meta>.
+APP_PATH = "/app"
+APP_HEADERS = [(b"content-security-policy", APP_CSP.encode()), *SECURITY_HEADERS[1:]]
 
 log = logging.getLogger("lenet_keras.serve")
 
@@ -115,6 +122,16 @@ def quantization(path, input_info):
     if fmt is not None and fmt.predictor is not None:
         return fmt.quantization
     return "full-integer int8" if np.dtype(input_info["dtype"]).kind in "iu" else "none"
+
+
+def web_folder(path):
+    """The web app (export --web) beside a served model: the export's web/ folder, or the
+    folder of web/model.tflite itself; None when there is none."""
+    path = Path(path)
+    for folder in (path.parent / "web", path.parent):
+        if (folder / "index.html").is_file() and (folder / "model.json").is_file():
+            return folder
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -183,6 +200,7 @@ class ModelService:
         from lenet_keras.quiet import native_output_captured
 
         self.path = Path(path)
+        self.web_dir = web_folder(self.path)
         with native_output_captured("loading the model"):  # TF's and LiteRT's C++ chatter
             first = load_predictor(self.path, safe_mode=safe_mode)
             # The table says which runtimes take one request at a time (a pool of them).
@@ -322,7 +340,8 @@ class RequestLog:
             nonlocal status
             if event["type"] == "http.response.start":
                 status = event["status"]
-                event = {**event, "headers": [*event.get("headers", []), *SECURITY_HEADERS]}
+                extra = APP_HEADERS if scope["path"].startswith(APP_PATH + "/") else SECURITY_HEADERS
+                event = {**event, "headers": [*event.get("headers", []), *extra]}
             await send(event)
 
         try:
@@ -420,6 +439,8 @@ def create_app(service):
         return result
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if service.web_dir is not None:
+        app.mount(APP_PATH, StaticFiles(directory=service.web_dir, html=True), name="app")
     app.add_middleware(UploadLimit, max_bytes=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)
     app.add_middleware(RequestLog)  # added last: outermost, so it logs every response
     return app
@@ -487,6 +508,8 @@ def run_server(model=None, export_dir=None, host="127.0.0.1", port=8000, safe_mo
     if host not in ("127.0.0.1", "localhost", "::1"):
         echo(f"listening on {host}: anyone who can reach this machine can use it")
     echo(f"open {url_of(sock)}  (Ctrl-C to stop)")
+    if service.web_dir is not None:
+        echo(f"the in-browser app (export --web): {url_of(sock)}app/")
     # uvicorn's own access log is off: RequestLog writes one line per request instead.
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False,
                             lifespan="off", server_header=False)
