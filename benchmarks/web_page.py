@@ -62,6 +62,8 @@ def main():
     parser.add_argument("--dataset", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--screenshot", type=Path, default=None,
+                        help="save the page on a phone-sized window (390x844) here")
     args = parser.parse_args()
     from lenet_keras.predictors import decode_image
     from lenet_keras.sources import load_arrays
@@ -75,7 +77,7 @@ def main():
     shape = tuple(json.loads((folder / "model.json").read_text())["input"]["shape"][1:])
 
     server = webpage.StaticServer(folder, scratch / "http.log")
-    driver = webpage.chromium()
+    driver = webpage.chromium("390,844", mobile=True)
     results = {"cpu": cpu_name(), "export": str(args.export_dir), "images": len(paths)}
     try:
         driver.get(server.url)
@@ -98,6 +100,8 @@ def main():
             "chromium": driver.capabilities.get("browserVersion"),
         }
         results["service_worker_active"] = webpage.service_worker_active(driver)
+        if args.screenshot:
+            screenshot(driver, paths[0], args.screenshot)
         origin = server.url.rstrip("/")
         requests = webpage.page_requests(driver)
         server.stop()
@@ -118,6 +122,17 @@ def main():
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def screenshot(driver, path, out):
+    """The page after choosing ``path`` with its file chooser, as a user would."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.ID, "file").send_keys(str(path))
+    WebDriverWait(driver, 60).until(
+        lambda d: d.find_element(By.ID, "verdict").get_attribute("data-state") == "top")
+    driver.save_screenshot(str(out))
 
 
 def cpu_name():
