@@ -202,6 +202,29 @@ def test_bad_files_get_one_line_and_the_page_keeps_working(browser_session, imag
 
 
 @pytest.mark.slow
+def test_live_camera_updates_the_verdict_a_few_times_a_second(browser_session):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, _ = browser_session
+    live = driver.find_element(By.ID, "live")
+    assert live.is_displayed()
+    # Count the verdict's updates (Chromium's synthetic camera) while the camera is on.
+    driver.execute_script("""
+        window.__updates = 0;
+        new MutationObserver(() => window.__updates++).observe(
+          document.getElementById("timing"), {childList: true, characterData: true, subtree: true});""")
+    live.click()
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return window.__updates") >= 3)
+    assert live.get_attribute("aria-pressed") == "true"
+    assert driver.find_element(By.ID, "verdict").get_attribute("data-state") == "top"
+    live.click()
+    assert live.get_attribute("aria-pressed") == "false"
+    assert not driver.find_element(By.ID, "video").is_displayed()
+    assert not driver.find_element(By.ID, "error").is_displayed()
+
+
+@pytest.mark.slow
 def test_a_48_megapixel_photo_is_classified_without_blocking_the_page(browser_session, tmp_path):
     driver, _ = browser_session
     # A smooth 8000x6000 JPEG (a phone's 48 MP photo; small on disk, huge decoded).

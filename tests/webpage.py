@@ -78,7 +78,9 @@ def chromium(window_size="412,915", mobile=False):
     options.binary_location = browser
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
                      "--disable-dev-shm-usage", f"--window-size={window_size}",
-                     "--force-prefers-reduced-motion"):
+                     "--force-prefers-reduced-motion",
+                     # A synthetic camera (a moving test pattern), granted without a prompt.
+                     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     if mobile:
