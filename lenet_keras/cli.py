@@ -21,6 +21,7 @@ import click
 from lenet_keras.backends import BACKENDS, DISTRIBUTIONS, PRECISIONS
 from lenet_keras.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, parse_model_arg
 from lenet_keras.errors import BadInput, first_line
+from lenet_keras.explain import METHODS as EXPLAIN_METHODS
 from lenet_keras.formats import CHOICES, FORMATS, TFLITE_FORMATS, get, parse_formats, select
 from lenet_keras.quiet import DEBUG_ENV
 
@@ -358,6 +359,37 @@ def predict(images, model_path, top_k, unsafe):
         click.echo(f"{path}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
     if failed:
         sys.exit(2)
+
+
+@cli.command("explain")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@run_dir_option("Run whose model.keras to explain (default: latest).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="A .keras file instead of a run's.")
+@click.option("--method", type=click.Choice(("all", *EXPLAIN_METHODS)), default="all",
+              show_default=True, help="Heat-map method; all: every method the model allows.")
+@click.option("--class", "class_name", default=None, metavar="NAME",
+              help="Explain this class instead of the predicted one.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the PNGs (default: explain/ beside the model).")
+@unsafe_option()
+def explain_command(images, run_dir, model_path, method, class_name, out, unsafe):
+    """What the network looks at: filters, feature maps and heat maps as PNGs.
+
+    Writes filters.png (the first convolution's filters), IMAGE_feature_maps.png (each
+    convolution/pooling stage's maps for the image) and IMAGE_METHOD.png (a heat map over
+    the image for the predicted class, or --class). Images are read as predict reads them.
+    """
+    from lenet_keras.explain import explain_files
+    from lenet_keras.runs import resolve_run_dir
+
+    if run_dir and model_path:
+        raise BadInput("pass --run-dir or --model, not both")
+    model_path = model_path or resolve_run_dir(run_dir) / "model.keras"
+    written = explain_files(images, model_path, method, class_name, out, safe_mode=not unsafe)
+    click.echo(f"wrote {len(written)} files to {written[0].parent}" if written else "wrote nothing")
+    for path in written:
+        click.echo(f"  {path.name}")
 
 
 @cli.command()

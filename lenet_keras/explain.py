@@ -520,3 +520,224 @@ def randomisation_correlations(model, images, method, classes, seed=0):
     random_maps = heatmaps(fresh, _keras_forward(fresh), images, method, classes)
     scores = np.array([rank_correlation(a, b) for a, b in zip(trained_maps, random_maps)])
     return scores, trained_maps, random_maps
+
+
+# ---------------------------------------------------------------------------------------
+# Figures (matplotlib's Agg canvas, as plots.py)
+# ---------------------------------------------------------------------------------------
+
+# Feature maps drawn per stage (the strongest: highest mean activation).
+MAPS_PER_STAGE = 8
+HEAT_ALPHA = 0.5
+
+
+def _show_image(ax, image):
+    image = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(image)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_filters(layer_name, kernel, out=None):
+    """The first convolution's filters [kh, kw, in, out] as a grid: grey for one input
+    channel (mid grey = 0, light = positive), colour for three; one tile per filter."""
+    from lenet_keras.plots import _new_figure, save_figure
+
+    height, width, channels, count = kernel.shape
+    columns = min(8, count)
+    rows = math.ceil(count / columns)
+    figure = _new_figure((1.4 * columns + 0.6, 1.5 * rows + 1.0))
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= count:
+            ax.axis("off")
+            continue
+        weights = kernel[..., i]
+        scale = np.abs(weights).max() or 1.0
+        if channels == 3:  # each filter on its own scale, 0 -> mid grey
+            ax.imshow((weights / scale + 1) / 2)
+        else:
+            ax.imshow(weights.mean(axis=-1), cmap="gray", vmin=-scale, vmax=scale)
+        ax.set_title(f"filter {i}", fontsize=8)
+    kind = "RGB" if channels == 3 else "grey: light = positive, dark = negative weight"
+    figure.suptitle(f"First convolution '{layer_name}': {count} filters of "
+                    f"{height}×{width}×{channels} ({kind})")
+    if out is not None:
+        save_figure(figure, out)
+    return figure
+
+
+def plot_feature_maps(image, maps, out=None, title="Feature maps"):
+    """The input and, one row per stage, its strongest maps, each row titled with the
+    stage's layer names and output shape (h×w×maps)."""
+    from lenet_keras.plots import _new_figure, save_figure
+
+    stages_shown = [(name, m) for name, m in maps.items() if m.shape[0] * m.shape[1] > 1]
+    figure = _new_figure((1.5 * (MAPS_PER_STAGE + 1) + 0.5, 1.9 * (len(stages_shown) + 1) + 0.6))
+    panels = figure.subfigures(len(stages_shown) + 1, 1)
+    top = panels[0].subplots(1, MAPS_PER_STAGE + 1)
+    _show_image(top[0], image)
+    top[0].set_title("input", fontsize=9)
+    for ax in top[1:]:
+        ax.axis("off")
+    for panel, (name, stage_maps) in zip(panels[1:], stages_shown):
+        h, w, count = stage_maps.shape
+        order = np.argsort(-stage_maps.mean(axis=(0, 1)), kind="stable")[:MAPS_PER_STAGE]
+        shown = f"{len(order)} strongest of {count}" if count > len(order) else f"all {count}"
+        panel.suptitle(f"{name}: {h}×{w}×{count} ({shown} maps; bright = strong)", fontsize=10)
+        axes = panel.subplots(1, MAPS_PER_STAGE + 1)
+        axes[0].axis("off")
+        for ax, index in zip(axes[1:], list(order) + [None] * MAPS_PER_STAGE):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if index is None:
+                ax.axis("off")
+                continue
+            ax.imshow(stage_maps[..., index], cmap="viridis")
+            ax.set_title(f"map {index}", fontsize=8)
+    figure.suptitle(title)
+    if out is not None:
+        save_figure(figure, out)
+    return figure
+
+
+def _overlay(ax, image, heat):
+    _show_image(ax, image)
+    return ax.imshow(heat, cmap="jet", alpha=HEAT_ALPHA, vmin=0, vmax=1)
+
+
+def plot_heatmap(image, heat, out=None, title="Heat map"):
+    """The image beside the image with its heat map over it (colour bar: evidence for the
+    class, 0 to 1)."""
+    from lenet_keras.plots import _new_figure, save_figure
+
+    figure = _new_figure((8.0, 4.4))
+    left, right = figure.subplots(1, 2)
+    _show_image(left, image)
+    left.set_title("image as the model sees it", fontsize=9)
+    drawn = _overlay(right, image, heat)
+    right.set_title("heat map (red: most evidence)", fontsize=9)
+    figure.colorbar(drawn, ax=right, label="evidence for the class (0-1)", shrink=0.8)
+    figure.suptitle(title)
+    if out is not None:
+        save_figure(figure, out)
+    return figure
+
+
+def plot_explained(images, maps, true, predicted, probabilities, class_names, out=None,
+                   title="Heat maps", columns=8):
+    """A grid of test images with their heat maps, titled with predicted class (and
+    probability) and true class; mistakes in red with a red frame."""
+    from lenet_keras.plots import _new_figure, save_figure
+
+    columns = min(columns, len(images))
+    rows = math.ceil(len(images) / columns)
+    figure = _new_figure((max(6.0, 2.0 * columns), 2.5 * rows + 0.8))
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    for ax, image, heat, t, p, prob in zip(axes, images, maps, true, predicted, probabilities):
+        _overlay(ax, image, heat)
+        color = "red" if t != p else "darkgreen"
+        ax.set_title(f"pred: {class_names[p]} {prob:.2f}\ntrue: {class_names[t]}",
+                     color=color, fontsize=8)
+        for spine in ax.spines.values():
+            spine.set(color=color, linewidth=3 if t != p else 1)
+    for ax in axes[len(images):]:
+        ax.axis("off")
+    wrong = int(np.sum(np.asarray(true) != np.asarray(predicted)))
+    figure.suptitle(f"{title}: {wrong} of {len(images)} wrong (red, shown first)")
+    if out is not None:
+        save_figure(figure, out)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------
+# `lenet-keras explain`: image files -> PNG files
+# ---------------------------------------------------------------------------------------
+
+
+def parse_methods(method, keras_model):
+    """'all' (the offered methods this model allows) or one method name -> a tuple."""
+    if method in (None, "all"):
+        try:
+            gradcam_stage(keras_model)
+            return OFFERED
+        except BadInput:  # no convolution (mlp): the methods that need none
+            return tuple(m for m in OFFERED if m != "gradcam")
+    check_method(method)
+    if method == "gradcam":
+        gradcam_stage(keras_model)  # BadInput now, before any work
+    return (method,)
+
+
+def class_of(name, labels):
+    """The index of class ``name`` (BadInput naming the classes when unknown)."""
+    if name in labels:
+        return labels.index(name)
+    shown = ", ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
+    raise BadInput(f"unknown class '{name}'; the model's classes: {shown}")
+
+
+def _output_names(paths):
+    stems = [Path(p).stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [f"{i}_{stem}" for i, stem in enumerate(stems)]
+
+
+def explain_files(paths, model_path, method="all", class_name=None, out_dir=None,
+                  safe_mode=True):
+    """Write, for image files, the PNGs a person reads: ``filters.png`` (the first
+    convolution), ``<image>_feature_maps.png`` and ``<image>_<method>.png`` per method.
+
+    Everything is read and checked (model, methods, class, images) and computed before
+    the first file is written, so bad input leaves nothing behind. Returns the paths.
+    """
+    from lenet_keras.predictors import find_labels
+
+    model_path = Path(model_path)
+    if model_path.suffix != ".keras":
+        raise BadInput(f"explain needs a Keras model (.keras) for its layers and gradients, "
+                       f"got '{model_path}'")
+    out_dir = Path(out_dir or model_path.parent / "explain")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"--out '{out_dir}' is a file; name a folder")
+    model, forward, input_shape = load_explainable(model_path, safe_mode)
+    methods = parse_methods(method, model)
+    outputs = int(model.output_shape[-1])
+    labels = find_labels(model_path) or [f"class_{i}" for i in range(outputs)]
+    forced = None if class_name is None else class_of(class_name, labels)
+    images = as_images(list(paths), input_shape)
+    probabilities = forward(images)
+    classes = resolve_classes(forced, probabilities)
+    maps = {m: heatmaps(model, forward, images, m, classes) for m in methods}
+    has_stages = bool(stages(model))
+    filters = first_filters(model) if any(_has_kernel(f) for f, _ in stages(model)) else None
+    features = [feature_maps(model, image) for image in images] if has_stages else []
+    return _write_explained(paths, images, labels, classes, probabilities, maps, filters,
+                            features, out_dir)
+
+
+def _write_explained(paths, images, labels, classes, probabilities, maps, filters, features,
+                     out_dir):
+    written = []
+    if filters is not None:
+        written.append(out_dir / "filters.png")
+        plot_filters(*filters, out=written[-1])
+    for i, (path, name) in enumerate(zip(paths, _output_names(paths))):
+        label, p = labels[classes[i]], float(probabilities[i, classes[i]])
+        predicted = labels[int(probabilities[i].argmax())]
+        if features:
+            written.append(out_dir / f"{name}_feature_maps.png")
+            plot_feature_maps(images[i], features[i], written[-1],
+                              title=f"{Path(path).name}: feature maps (predicted {predicted})")
+        for method, heat in maps.items():
+            written.append(out_dir / f"{name}_{method}.png")
+            plot_heatmap(images[i], heat[i], written[-1],
+                         title=f"{Path(path).name}: {TITLES[method]} for class '{label}' "
+                               f"(p = {p:.2f})")
+    return written
