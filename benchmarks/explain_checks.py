@@ -47,7 +47,7 @@ def test_images(dataset, count, input_shape):
 
 
 def check(model, forward, images, method, classes):
-    from lenet_keras import explain as ex
+    from lenet_keras import explaining as ex
 
     start = time.perf_counter()
     maps = ex.heatmaps(model, forward, images, method, classes)
@@ -78,7 +78,7 @@ def main():
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
 
-    from lenet_keras import explain as ex
+    from lenet_keras import explaining as ex
     from lenet_keras.runs import load_model
 
     model = load_model(Path(args.run_dir) / "model.keras")
