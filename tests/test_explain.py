@@ -121,7 +121,7 @@ def check_set(trained, sample_test):
 def test_deletion_check(method, trained, check_set):
     """Blanking the 10% of pixels a heat map ranks highest lowers the class probability
     more than blanking 10% at random. Measured on this run (64 images): random lowers it
-    by ~0.02-0.05; heat maps by 0.1 (Grad-CAM) to 0.6 (occlusion). The bar: twice the
+    by 0.036; Grad-CAM by 0.095, saliency 0.177, occlusion 0.497. The bar: twice the
     random drop and at least 0.05, on at least half of the images, so a map unrelated to
     the model (which matches random on average) cannot pass by luck."""
     from lenet_keras.explaining import deletion_drops, heatmaps
