@@ -281,6 +281,24 @@ def explain_upload(service, data):
             "heatmap": [round(float(v), 3) for v in heat.ravel()]}
 
 
+def explain_endpoint(service):
+    """The POST /api/explain handler: read_upload, then explain_upload on a worker thread."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    async def explain(request: Request):
+        data = await read_upload(request)
+        try:
+            result = await run_in_threadpool(explain_upload, service, data)
+        except BadInput as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        request.state.log_note = f"-> {result['method']} heat map of {result['label']}"
+        return result
+
+    return explain
+
+
 # ---------------------------------------------------------------------------------------
 # ASGI middleware: upload size limit, one log line per request
 # ---------------------------------------------------------------------------------------
@@ -451,16 +469,7 @@ def create_app(service):
         request.state.log_note = f"-> {result['label']} ({result['latency_ms']:.2f} ms)"
         return result
 
-    @app.post("/api/explain")
-    async def explain(request: Request):
-        data = await read_upload(request)
-        try:
-            result = await run_in_threadpool(explain_upload, service, data)
-        except BadInput as error:
-            return JSONResponse({"error": str(error)}, status_code=400)
-        request.state.log_note = f"-> {result['method']} heat map of {result['label']}"
-        return result
-
+    app.post("/api/explain")(explain_endpoint(service))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(UploadLimit, max_bytes=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)
     app.add_middleware(RequestLog)  # added last: outermost, so it logs every response

@@ -188,6 +188,7 @@ def test_api_classes_paths_and_bad_shapes(tiny_run, trained, sample_test, image_
         lk.explain(trained, images, method="lime")
 
 
+@pytest.mark.slow
 def test_occlusion_runs_on_a_tflite_file_and_agrees_with_keras(micro_export, sample_test):
     """Occlusion needs forward passes only: on the float32 .tflite it gives the Keras
     model's map; Grad-CAM on it refuses in one line."""
@@ -219,6 +220,7 @@ ON_JAX = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @requires_jax
 @pytest.mark.parametrize("method", ["gradcam", "saliency"])
 def test_gradients_on_jax_agree_with_tensorflow(method, tiny_run, trained, sample_test, tmp_path):
