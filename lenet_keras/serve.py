@@ -9,6 +9,7 @@ Endpoints::
 
     GET  /              the page (static/index.html): choose, drop or shoot a photo
     POST /api/predict   raw image bytes or a multipart file -> {"label", "top", ...}
+    POST /api/explain   the same -> {"method", "height", "width", "heatmap": [h*w, 0-1]}
     GET  /api/model     labels, input shape and dtype, format, quantization
     GET  /healthz       {"status": "ok"}
     GET  /static/...    the page's script, style and icon (nothing outside static/)
@@ -249,6 +250,55 @@ class ModelService:
         }
 
 
+def explain_upload(service, data):
+    """Image bytes -> the /api/explain answer: a heat map of the predicted class at the
+    model's input size (the photo is stretched to it, so it overlays the whole photo):
+    Grad-CAM for a Keras model, occlusion (forward passes only) for any other file."""
+    from lenet_keras.explaining import explain, gradcam_stage, load_explainable
+    from lenet_keras.predictors import decode_image
+
+    try:
+        pixels = decode_image(data, service.input_shape, name="the upload")
+    except BadInput:
+        raise
+    except Exception as error:  # noqa: BLE001  a malformed file can trip any decoder
+        raise BadInput(f"cannot read the upload: not a readable image file "
+                       f"({type(error).__name__})") from None
+    with service.pool.borrow() as predictor:
+        model, forward, _ = load_explainable(predictor)
+        method = "occlusion"
+        if model is not None:
+            try:
+                gradcam_stage(model)
+                method = "gradcam"
+            except BadInput:  # no convolution (mlp)
+                method = "saliency"
+        probabilities = forward(pixels[None])[0]
+        heat = explain(predictor, pixels[None], method=method)[0]
+    index = int(probabilities.argmax())
+    return {"label": service.labels[index], "probability": round(float(probabilities[index]), 6),
+            "method": method, "height": int(heat.shape[0]), "width": int(heat.shape[1]),
+            "heatmap": [round(float(v), 3) for v in heat.ravel()]}
+
+
+def explain_endpoint(service):
+    """The POST /api/explain handler: read_upload, then explain_upload on a worker thread."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    async def explain(request: Request):
+        data = await read_upload(request)
+        try:
+            result = await run_in_threadpool(explain_upload, service, data)
+        except BadInput as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        request.state.log_note = f"-> {result['method']} heat map of {result['label']}"
+        return result
+
+    return explain
+
+
 # ---------------------------------------------------------------------------------------
 # ASGI middleware: upload size limit, one log line per request
 # ---------------------------------------------------------------------------------------
@@ -419,6 +469,7 @@ def create_app(service):
         request.state.log_note = f"-> {result['label']} ({result['latency_ms']:.2f} ms)"
         return result
 
+    app.post("/api/explain")(explain_endpoint(service))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(UploadLimit, max_bytes=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)
     app.add_middleware(RequestLog)  # added last: outermost, so it logs every response
