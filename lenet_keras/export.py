@@ -41,6 +41,7 @@ from typing import Callable
 
 import numpy as np
 
+from lenet_keras.devices import select_backend
 from lenet_keras.errors import BadInput
 from lenet_keras.exports import (  # noqa: F401  MARKER, EXPORTS_ROOT: imported from here too
     EXPORTS_ROOT, MARKER, check_destination, default_export_dir, make_staging_dir, publish,
@@ -48,7 +49,7 @@ from lenet_keras.exports import (  # noqa: F401  MARKER, EXPORTS_ROOT: imported 
 from lenet_keras.formats import TFLITE_FORMATS, get, select
 from lenet_keras.pipelines import evaluation_batches
 from lenet_keras.quiet import import_keras, import_tensorflow
-from lenet_keras.runs import load_config, load_model, read_labels
+from lenet_keras.runs import check_not_training, load_config, load_model, read_labels
 
 # A few hundred images pin down every activation range of a LeNet; more only costs time.
 DEFAULT_CALIBRATION_SAMPLES = 300
@@ -213,8 +214,11 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
     """
     run_dir = Path(run_dir)
     model_path = run_dir / "model.keras"
+    check_not_training(run_dir)  # its model.keras is a half-trained epoch's
     if not model_path.is_file():
         raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
+    # SavedModel and LiteRT need Keras on TensorFlow, whatever KERAS_BACKEND says.
+    select_backend("tensorflow")
     if calibration_samples < 1:
         raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
     plan = select((*formats, *(("micro",) if micro else ())))

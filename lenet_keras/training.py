@@ -74,7 +74,10 @@ def train(config, run_dir=None, log=print, overwrite=False):
         return _fit_without_writing(config, run_dir, bundle, model, log, placement)
     run_dir.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(run_dir):
-        if overwrite:
+        # Again under the lock: another fit may have finished (or started) this run since
+        # the first check, which ran before TensorFlow loaded.
+        config = runs.check_run_dir(config, run_dir, overwrite)
+        if overwrite and runs.is_run_dir(run_dir):
             runs.clear_run(run_dir)
         if token is not None and placement.is_chief:
             devices.mark_shared(run_dir, token)  # again: --overwrite cleared it
