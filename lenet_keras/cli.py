@@ -345,7 +345,7 @@ def predict(images, model_path, top_k, unsafe):
     Images are converted and resized to the model's input. Unreadable files get one error
     line each on stderr and make the exit code 2.
     """
-    from lenet_keras.predictors import predict_files
+    from lenet_keras.predictors import predict_files, printable_path
 
     failed = []
 
@@ -355,7 +355,7 @@ def predict(images, model_path, top_k, unsafe):
 
     for path, ranked in predict_files(images, model_path, top_k, safe_mode=not unsafe,
                                       on_error=report):
-        click.echo(f"{path}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
+        click.echo(f"{printable_path(path)}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
     if failed:
         sys.exit(2)
 
