@@ -224,6 +224,7 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
     plan = select((*formats, *(("micro",) if micro else ())))
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
     check_destination(out)  # before the model loads: a user's folder costs one line
+    load_config(run_dir)  # a hand-edited config.json fails here, before anything is written
     labels = read_labels(run_dir) if (run_dir / "labels.txt").exists() else None
     model = load_model(model_path, safe_mode=safe_mode)  # a corrupt model fails before anything is written
     outputs = int(model.output_shape[-1])
@@ -258,6 +259,12 @@ def _export_into(staging, model, run_dir, plan, calibration_samples, latency_num
     x_test, y_test = dataset_arrays(test)
     if len(x_test) == 0:
         raise BadInput(f"the run's dataset '{dataset}' has no test images to verify against")
+    expected = tuple(int(d) for d in model.input_shape[1:])
+    if tuple(x_test.shape[1:]) != expected:
+        shown = lambda shape: "x".join(map(str, shape))  # noqa: E731
+        raise BadInput(f"'{run_dir / 'config.json'}' gives {shown(x_test.shape[1:])} images "
+                       f"(image_size, color) but model.keras takes {shown(expected)}; "
+                       "was config.json edited?")
     log(f"exporting {config.model} from {run_dir}: verifying on {len(x_test)} test images "
         f"of {dataset}")
     calibration = None
