@@ -216,8 +216,10 @@ def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, opti
 @run_dir_option("Run to evaluate (default: latest).")
 @dataset_option("Evaluate on another source with the same classes (default: the run's). "
                 "A plain folder of class subfolders is used whole.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the figures (default: the run directory).")
 @unsafe_option()
-def evaluate(run_dir, dataset, unsafe):
+def evaluate(run_dir, dataset, out, unsafe):
     """Test accuracy, loss and per-class accuracy of a run's best model.
 
     Writes confusion_matrix.png (normalised per true class) and samples.png (test images
@@ -230,7 +232,13 @@ def evaluate(run_dir, dataset, unsafe):
         from lenet_keras.sources import source_kind
 
         source_kind(dataset)  # a missing path fails here, before the model is loaded
-    result = evaluate_run(resolve_run_dir(run_dir), dataset, safe_mode=not unsafe)
+    from lenet_keras.errors import check_writable
+
+    resolved = resolve_run_dir(run_dir)
+    check_writable(out or resolved, "confusion_matrix.png and samples.png")  # before any work
+    if out:
+        os.makedirs(out, exist_ok=True)
+    result = evaluate_run(resolved, dataset, safe_mode=not unsafe)
     if result.skipped_files:
         shown = ", ".join(result.skipped_files[:5])
         click.echo(f"skipped {len(result.skipped_files)} unreadable file(s): {shown}"
@@ -238,7 +246,7 @@ def evaluate(run_dir, dataset, unsafe):
     click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
                f"on {len(result.labels)} images of {result.dataset_name}")
     click.echo(format_class_table(result.class_names, result.confusion))
-    paths = write_figures(result)
+    paths = write_figures(result, out)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -259,9 +267,12 @@ def plot_history_command(run_dir, out):
     from lenet_keras.runs import resolve_run_dir
 
     resolved = [resolve_run_dir(d) for d in run_dir] or [resolve_run_dir(None)]
+    from lenet_keras.errors import check_writable
+
     if out is None:
         out = (resolved[0] / "history.png" if len(resolved) == 1
                else resolved[0].parent / "comparison.png")
+    check_writable(os.path.dirname(os.path.abspath(out)), os.path.basename(out))
     plot_history(resolved, out)
     click.echo(f"wrote {out}")
 

@@ -72,7 +72,8 @@ def atomic_path(path):
         handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
                                        dir=path.parent)
     except OSError as error:
-        raise no_space_error(error, path) or error
+        raise no_space_error(error, path) or BadInput(
+            f"cannot write '{path}': {error.strerror or error}") from None
     os.close(handle)
     tmp = Path(tmp)
     try:
@@ -86,6 +87,23 @@ def atomic_path(path):
         raise full from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_writable(folder, what):
+    """BadInput (before any work) unless files can be created in ``folder``: a read-only
+    run folder made evaluate compute for a minute, then fail on its first figure."""
+    folder = Path(folder)
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        reason = "read-only file system" if _read_only_mount(folder) else "permission denied"
+        raise BadInput(f"cannot write {what} into '{folder}' ({reason}); "
+                       "pass --out to write elsewhere")
+
+
+def _read_only_mount(folder):
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def write_atomic(path, text):
