@@ -236,8 +236,6 @@ def evaluate(run_dir, dataset, out, unsafe):
 
     resolved = resolve_run_dir(run_dir)
     check_writable(out or resolved, "confusion_matrix.png and samples.png")  # before any work
-    if out:
-        os.makedirs(out, exist_ok=True)
     result = evaluate_run(resolved, dataset, safe_mode=not unsafe)
     if result.skipped_files:
         shown = ", ".join(result.skipped_files[:5])
@@ -246,6 +244,8 @@ def evaluate(run_dir, dataset, out, unsafe):
     click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
                f"on {len(result.labels)} images of {result.dataset_name}")
     click.echo(format_class_table(result.class_names, result.confusion))
+    if out:
+        os.makedirs(out, exist_ok=True)
     paths = write_figures(result, out)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
