@@ -59,7 +59,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     def __init__(self, path, monitor, twin=None):
         super().__init__()
         self.path, self.monitor = Path(path), monitor
-        # Mixed precision: a float32 model of the same network, saved in its place.
+        # An uncompiled float32 model of the same network, saved in its place (mixed
+        # precision, distribution and the training loss stay out of model.keras).
         self.twin = twin
         self.best = -math.inf
         self.best_epoch = None

@@ -150,7 +150,7 @@ def build_for_config(config, bundle):
 
 
 def _float32_twin(config, bundle):
-    """The model.keras a mixed-precision run saves: the same network, float32, built
+    """The model.keras every run saves: the same network, float32, uncompiled, built
     outside any distribution (its weights are copied in at each save)."""
     from lenet_keras.models import build_model
 
@@ -248,8 +248,13 @@ def _fit(config, run_dir, bundle, model, log, placement, restore_from=None, show
 
     _announce(config, run_dir, bundle, model, log, placement, shown_dir)
     monitor = "val_accuracy" if bundle.val is not None else "accuracy"
-    twin = _float32_twin(config, bundle) if config.precision != "float32" else None
+    # model.keras is always saved from an uncompiled float32 twin: no training loss (a
+    # custom SmoothedSparseCrossentropy) in its compile config, so it loads in plain Keras.
+    twin = _float32_twin(config, bundle)
     callbacks, timer, checkpoint = _callbacks(config, run_dir, monitor, twin, log, restore_from)
+    if bundle.set_epoch is not None:  # epoch e shuffles by (seed, e), after a resume too
+        callbacks.insert(0, keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: bundle.set_epoch(epoch)))
     started = time.perf_counter()
     model.fit(
         bundle.train,
