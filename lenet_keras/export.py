@@ -212,19 +212,11 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         installed, a corrupt model, an unwritable destination, a model that needs
         non-builtin ops.
     """
-    run_dir = Path(run_dir)
-    model_path = run_dir / "model.keras"
-    check_not_training(run_dir)  # its model.keras is a half-trained epoch's
-    if not model_path.is_file():
-        raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
-    # SavedModel and LiteRT need Keras on TensorFlow, whatever KERAS_BACKEND says.
-    select_backend("tensorflow")
-    if calibration_samples < 1:
-        raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    run_dir, model_path = Path(run_dir), Path(run_dir) / "model.keras"
+    _check_run(run_dir, calibration_samples)
     plan = select((*formats, *(("micro",) if micro else ())))
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
     check_destination(out)  # before the model loads: a user's folder costs one line
-    load_config(run_dir)  # a hand-edited config.json fails here, before anything is written
     labels = read_labels(run_dir) if (run_dir / "labels.txt").exists() else None
     model = load_model(model_path, safe_mode=safe_mode)  # a corrupt model fails before anything is written
     outputs = int(model.output_shape[-1])
@@ -249,6 +241,18 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
                 except OSError:
                     break
     return report
+
+
+def _check_run(run_dir, calibration_samples):
+    """What export checks of a run before it loads anything."""
+    check_not_training(run_dir)  # its model.keras is a half-trained epoch's
+    if not (run_dir / "model.keras").is_file():
+        raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
+    if calibration_samples < 1:
+        raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    load_config(run_dir)  # a hand-edited config.json fails here, before anything is written
+    # SavedModel and LiteRT need Keras on TensorFlow, whatever KERAS_BACKEND says.
+    select_backend("tensorflow")
 
 
 def _export_into(staging, model, run_dir, plan, calibration_samples, latency_number,

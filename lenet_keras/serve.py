@@ -438,13 +438,36 @@ async def read_upload(request):
     return data
 
 
+async def answer_upload(service, request):
+    """POST /api/predict: the upload classified, or an error with its status."""
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
+
+    try:
+        data = await read_upload(request)
+    except ClientDisconnect:  # nobody to answer: one log line, no traceback
+        request.state.log_note = "client disconnected during the upload"
+        return JSONResponse({"error": "client disconnected"}, status_code=400)
+    try:
+        # Decoding and inference block: run them on a worker thread, not the event loop.
+        result = await run_in_threadpool(service.classify, data)
+    except BadInput as error:
+        request.state.log_note = "not an image"
+        return JSONResponse({"error": str(error)}, status_code=400)
+    except ServerBusy as error:
+        request.state.log_note = "busy"
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+    request.state.log_note = f"-> {result['label']} ({result['latency_ms']:.2f} ms)"
+    return result
+
+
 def create_app(service, hosts=None):
     """The FastAPI app serving ``service`` (a ModelService) and the static page; with
     ``hosts`` (``allowed_hosts``), only requests naming one of them."""
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
-    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
 
     # No /docs or /redoc: FastAPI's pages load Swagger UI from a CDN.
@@ -482,25 +505,7 @@ def create_app(service, hosts=None):
 
     @app.post("/api/predict")
     async def predict(request: Request):
-        from starlette.requests import ClientDisconnect
-
-        try:
-            data = await read_upload(request)
-        except ClientDisconnect:  # nobody to answer: one log line, no traceback
-            request.state.log_note = "client disconnected during the upload"
-            return JSONResponse({"error": "client disconnected"}, status_code=400)
-        try:
-            # Decoding and inference block: run them on a worker thread, not the event loop.
-            result = await run_in_threadpool(service.classify, data)
-        except BadInput as error:
-            request.state.log_note = "not an image"
-            return JSONResponse({"error": str(error)}, status_code=400)
-        except ServerBusy as error:
-            request.state.log_note = "busy"
-            return JSONResponse({"error": str(error)}, status_code=503,
-                                headers={"Retry-After": "5"})
-        request.state.log_note = f"-> {result['label']} ({result['latency_ms']:.2f} ms)"
-        return result
+        return await answer_upload(service, request)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(UploadLimit, max_bytes=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)

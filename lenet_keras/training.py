@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lenet_keras import devices, runs
 from lenet_keras.backends import process_index_from_env, tensorflow_available
+from lenet_keras.config import TrainConfig
 from lenet_keras.errors import BadInput
 from lenet_keras.pipelines import build_batches, read_source
 from lenet_keras.quiet import import_keras
@@ -46,8 +47,8 @@ def train(config, run_dir=None, log=print, overwrite=False):
     Example:
         >>> metrics = train(TrainConfig(model="lenet5", epochs=3), "runs/quick")
     """
-    # 1. Check what needs no TensorFlow: the options, the run folder, local data.
-    config = config.check().resolved()
+    # 1. Check what needs no TensorFlow: the arguments, the options, the run folder, data.
+    config = _checked(config, run_dir).check().resolved()
     devices.select_backend(config.backend)  # before keras is imported
     own_run_dir = run_dir is not None
     run_dir = Path(run_dir) if own_run_dir else runs.default_run_dir(config)
@@ -82,6 +83,16 @@ def train(config, run_dir=None, log=print, overwrite=False):
         if token is not None and placement.is_chief:
             devices.mark_shared(run_dir, token)  # again: --overwrite cleared it
         return _fit(config, run_dir, bundle, model, log, placement)
+
+
+def _checked(config, run_dir):
+    """BadInput for arguments of the wrong kind (``train("lenet5")``, ``run_dir=123``)."""
+    if not isinstance(config, TrainConfig):
+        raise BadInput(f"config must be a TrainConfig, e.g. TrainConfig(model='lenet5'), "
+                       f"got {type(config).__name__} {config!r:.40}")
+    if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+        raise BadInput(f"run_dir must be a folder path, got {type(run_dir).__name__} {run_dir!r:.40}")
+    return config
 
 
 # ---------------------------------------------------------------------------------------
