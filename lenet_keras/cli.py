@@ -234,7 +234,10 @@ def evaluate(run_dir, dataset, out, unsafe):
         source_kind(dataset)  # a missing path fails here, before the model is loaded
     from lenet_keras.errors import check_writable
 
+    from lenet_keras.runs import check_not_training
+
     resolved = resolve_run_dir(run_dir)
+    check_not_training(resolved, "evaluate")  # its model.keras is a half-trained epoch's
     check_writable(out or resolved, "confusion_matrix.png and samples.png")  # before any work
     result = evaluate_run(resolved, dataset, safe_mode=not unsafe)
     if result.skipped_files:

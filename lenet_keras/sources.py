@@ -347,9 +347,18 @@ def _decode(image, height, width, name):
         # Decode a big JPEG at 1/2, 1/4 or 1/8 scale (still at least the size asked for):
         # a 48-megapixel photo costs a few MB instead of 150.
         image.draft(None, (max(height, width),) * 2)
+    image.load()
+    # A big image is first shrunk by a whole factor in its own mode (Pillow's reduce, as
+    # resize(reducing_gap=...) does), to at least twice the size asked for: the copies
+    # below (orientation, RGB) then cost kilobytes, not another 150 MB each.
+    factor = min(image.size[0] // (2 * width), image.size[1] // (2 * height))
+    if factor >= 2:
+        if image.mode.startswith("I;16"):  # reduce takes 32-bit integers, not 16-bit
+            image = image.convert("I")
+        image = image.reduce(factor)
     # Phones store photos as taken and record the turn (EXIF Orientation): turn them
     # upright, as browsers show them, so the model sees what the user sees.
-    image = ImageOps.exif_transpose(image)
+    ImageOps.exif_transpose(image, in_place=True)
     grayscale = image.mode in ("1", "L", "LA") or image.mode in WIDE_MODES
     if image.mode in WIDE_MODES:
         image = Image.fromarray(_wide_to_8bit(image, name), "L")
