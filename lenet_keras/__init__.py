@@ -30,6 +30,8 @@ _API = {
     "train": ("lenet_keras.training", "train"),
     "export_run": ("lenet_keras.export", "export_run"),
     "load_predictor": ("lenet_keras.predictors", "load_predictor"),
+    # A model.keras in safe mode, the package's own layers (lenet5_classic) registered.
+    "load_model": ("lenet_keras.runs", "load_model"),
     "predict": ("lenet_keras.predictors", "predict_files"),
     "explain": ("lenet_keras.explaining", "explain"),
     "feature_maps": ("lenet_keras.explaining", "feature_maps"),

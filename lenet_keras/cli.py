@@ -220,23 +220,28 @@ def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, opti
 @click.option("--explain", "explain_count", type=click.IntRange(min=0), default=0,
               metavar="N", help="Also write explained.png: N test images with their heat "
                                 "maps (Grad-CAM), mistakes first.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the figures (default: the run directory).")
 @unsafe_option()
-def evaluate(run_dir, dataset, explain_count, unsafe):
+def evaluate(run_dir, dataset, explain_count, out, unsafe):
     """Test accuracy, loss and per-class accuracy of a run's best model.
 
     Writes confusion_matrix.png (normalised per true class) and samples.png (test images
     with predicted and true class, mistakes in red) into the run directory; with
     --explain N, explained.png too.
     """
+    from lenet_keras.errors import check_writable
     from lenet_keras.evaluate import evaluate_run, format_class_table, write_figures
-    from lenet_keras.runs import resolve_run_dir
+    from lenet_keras.runs import check_not_training, resolve_run_dir
 
     if dataset:
         from lenet_keras.sources import source_kind
 
         source_kind(dataset)  # a missing path fails here, before the model is loaded
-    result = evaluate_run(resolve_run_dir(run_dir), dataset, safe_mode=not unsafe,
-                          explain=explain_count)
+    resolved = resolve_run_dir(run_dir)
+    check_not_training(resolved, "evaluate")  # its model.keras is a half-trained epoch's
+    check_writable(out or resolved, "confusion_matrix.png and samples.png")  # before any work
+    result = evaluate_run(resolved, dataset, safe_mode=not unsafe, explain=explain_count)
     if result.skipped_files:
         shown = ", ".join(result.skipped_files[:5])
         click.echo(f"skipped {len(result.skipped_files)} unreadable file(s): {shown}"
@@ -244,7 +249,9 @@ def evaluate(run_dir, dataset, explain_count, unsafe):
     click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
                f"on {len(result.labels)} images of {result.dataset_name}")
     click.echo(format_class_table(result.class_names, result.confusion))
-    paths = write_figures(result)
+    if out:
+        os.makedirs(out, exist_ok=True)
+    paths = write_figures(result, out)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -265,9 +272,12 @@ def plot_history_command(run_dir, out):
     from lenet_keras.runs import resolve_run_dir
 
     resolved = [resolve_run_dir(d) for d in run_dir] or [resolve_run_dir(None)]
+    from lenet_keras.errors import check_writable
+
     if out is None:
         out = (resolved[0] / "history.png" if len(resolved) == 1
                else resolved[0].parent / "comparison.png")
+    check_writable(os.path.dirname(os.path.abspath(out)), os.path.basename(out))
     plot_history(resolved, out)
     click.echo(f"wrote {out}")
 
@@ -351,7 +361,7 @@ def predict(images, model_path, top_k, unsafe):
     Images are converted and resized to the model's input. Unreadable files get one error
     line each on stderr and make the exit code 2.
     """
-    from lenet_keras.predictors import predict_files
+    from lenet_keras.predictors import predict_files, printable_path
 
     failed = []
 
@@ -361,7 +371,7 @@ def predict(images, model_path, top_k, unsafe):
 
     for path, ranked in predict_files(images, model_path, top_k, safe_mode=not unsafe,
                                       on_error=report):
-        click.echo(f"{path}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
+        click.echo(f"{printable_path(path)}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
     if failed:
         sys.exit(2)
 

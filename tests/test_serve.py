@@ -186,7 +186,7 @@ def test_healthz_and_model(server, export_dir):
     status, _, info = request(server, "GET", "/api/model")
     assert status == 200
     assert info["labels"] == (export_dir / "labels.txt").read_text().splitlines()
-    assert info["model"] == str(export_dir / "model_int8.tflite")
+    assert info["model"] == "model_int8.tflite"  # the name only: no absolute paths
     assert (info["format"], info["quantization"]) == ("int8", "full-integer int8")
     assert info["input"]["shape"] == [28, 28, 1] and info["input"]["dtype"] == "int8"
     assert info["output"] == {"shape": [10], "dtype": "int8", "scale": 1 / 256,
