@@ -38,6 +38,7 @@ from lenet_keras.backends import (
 )
 from lenet_keras.errors import BadInput, first_line, write_atomic
 from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
+from lenet_keras.runs import SHARED_MARK
 from lenet_keras.sources import source_kind
 
 def select_backend(name):
@@ -298,11 +299,6 @@ def plain_float32():
 # ---------------------------------------------------------------------------------------
 # Which process writes the run folder (multi-process data-parallel runs)
 # ---------------------------------------------------------------------------------------
-
-# A run directory written by process 0 of a multi-process run holds this file, with a
-# number all processes of that run agree on: a process that finds it in its own
-# --run-dir shares the directory with process 0 and leaves the writing to it.
-SHARED_MARK = ".process0"
 
 
 def run_token(placement):

@@ -28,12 +28,20 @@ from lenet_keras.quiet import import_keras
 from lenet_keras.sources import dataset_name
 
 RUNS_ROOT = Path("runs")
-# Everything the package writes into a run folder: fit's files, evaluate's and
-# plot-history's figures, the data-parallel mark (devices.SHARED_MARK). ``--overwrite``
-# clears these and nothing else, and refuses a folder that holds anything more.
+LOCK_FILE = ".lock"
+# A run directory written by process 0 of a multi-process run holds this file, with a
+# number all processes of that run agree on: a process that finds it in its own
+# --run-dir shares the directory with process 0 and leaves the writing to it.
+SHARED_MARK = ".process0"
+# What a folder holds before a run has written anything (the lock, process 0's mark): a
+# folder holding only these is still an empty run folder.
+BOOKKEEPING = (LOCK_FILE, SHARED_MARK)
+# Everything the package writes into a run folder: fit's files, evaluate's, explain's and
+# plot-history's figures, the bookkeeping. ``--overwrite`` clears these and nothing else,
+# and refuses a folder that holds anything more.
 RUN_ENTRIES = ("config.json", "labels.txt", "history.csv", "model.keras", "metrics.json",
-               "tensorboard", "backup", ".lock", ".process0", "confusion_matrix.png",
-               "samples.png", "history.png")
+               "tensorboard", "backup", *BOOKKEEPING, "confusion_matrix.png",
+               "samples.png", "explained.png", "history.png")
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
 
 
@@ -114,7 +122,7 @@ def in_progress(run_dir):
     import fcntl
 
     try:
-        handle = open(Path(run_dir) / ".lock")
+        handle = open(Path(run_dir) / LOCK_FILE)
     except OSError:
         return False
     with handle:
@@ -172,7 +180,7 @@ def check_run_dir(config, run_dir, overwrite=False):
     run_dir = check_output_dir(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise BadInput(f"'{run_dir}' is a file, not a run directory; choose another --run-dir")
-    if not run_dir.exists() or not any(e.name != ".lock" for e in run_dir.iterdir()):
+    if not run_dir.exists() or all(e.name in BOOKKEEPING for e in run_dir.iterdir()):
         return config
     if overwrite and is_run_dir(run_dir):
         check_clearable(run_dir)
@@ -271,7 +279,7 @@ def clear_run(run_dir):
 
     check_clearable(run_dir)
     for entry in Path(run_dir).iterdir():
-        if entry.name != ".lock" and _own_entry(entry.name):
+        if entry.name != LOCK_FILE and _own_entry(entry.name):
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
@@ -283,7 +291,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir):
-        self.path = Path(run_dir) / ".lock"
+        self.path = Path(run_dir) / LOCK_FILE
 
     def __enter__(self):
         import fcntl

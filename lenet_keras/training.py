@@ -192,7 +192,7 @@ def _fit_without_writing(config, run_dir, bundle, model, log, placement):
     is one program that all processes must run together. A resumed run restores from
     process 0's backup, so all processes start at the same epoch.
     """
-    restore = run_dir / "backup" if (run_dir / devices.SHARED_MARK).is_file() else None
+    restore = run_dir / "backup" if (run_dir / runs.SHARED_MARK).is_file() else None
     with tempfile.TemporaryDirectory(prefix=f"lenet_keras-process{placement.process_id}-") as scratch:
         metrics = _fit(config, Path(scratch), bundle, model, log, placement, restore_from=restore,
                        shown_dir=f"process {placement.process_id} writes no files")
