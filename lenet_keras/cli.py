@@ -21,6 +21,7 @@ import click
 from lenet_keras.backends import BACKENDS, DISTRIBUTIONS, PRECISIONS
 from lenet_keras.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, parse_model_arg
 from lenet_keras.errors import BadInput, first_line
+from lenet_keras.explaining import METHODS as EXPLAIN_METHODS
 from lenet_keras.formats import CHOICES, FORMATS, TFLITE_FORMATS, get, parse_formats, select
 from lenet_keras.quiet import DEBUG_ENV
 
@@ -216,21 +217,31 @@ def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, opti
 @run_dir_option("Run to evaluate (default: latest).")
 @dataset_option("Evaluate on another source with the same classes (default: the run's). "
                 "A plain folder of class subfolders is used whole.")
+@click.option("--explain", "explain_count", type=click.IntRange(min=0), default=0,
+              metavar="N", help="Also write explained.png: N test images with their heat "
+                                "maps (Grad-CAM), mistakes first.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the figures (default: the run directory).")
 @unsafe_option()
-def evaluate(run_dir, dataset, unsafe):
+def evaluate(run_dir, dataset, explain_count, out, unsafe):
     """Test accuracy, loss and per-class accuracy of a run's best model.
 
     Writes confusion_matrix.png (normalised per true class) and samples.png (test images
-    with predicted and true class, mistakes in red) into the run directory.
+    with predicted and true class, mistakes in red) into the run directory; with
+    --explain N, explained.png too.
     """
+    from lenet_keras.errors import check_writable
     from lenet_keras.evaluate import evaluate_run, format_class_table, write_figures
-    from lenet_keras.runs import resolve_run_dir
+    from lenet_keras.runs import check_not_training, resolve_run_dir
 
     if dataset:
         from lenet_keras.sources import source_kind
 
         source_kind(dataset)  # a missing path fails here, before the model is loaded
-    result = evaluate_run(resolve_run_dir(run_dir), dataset, safe_mode=not unsafe)
+    resolved = resolve_run_dir(run_dir)
+    check_not_training(resolved, "evaluate")  # its model.keras is a half-trained epoch's
+    check_writable(out or resolved, "confusion_matrix.png and samples.png")  # before any work
+    result = evaluate_run(resolved, dataset, safe_mode=not unsafe, explain=explain_count)
     if result.skipped_files:
         shown = ", ".join(result.skipped_files[:5])
         click.echo(f"skipped {len(result.skipped_files)} unreadable file(s): {shown}"
@@ -238,7 +249,9 @@ def evaluate(run_dir, dataset, unsafe):
     click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
                f"on {len(result.labels)} images of {result.dataset_name}")
     click.echo(format_class_table(result.class_names, result.confusion))
-    paths = write_figures(result)
+    if out:
+        os.makedirs(out, exist_ok=True)
+    paths = write_figures(result, out)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -259,9 +272,12 @@ def plot_history_command(run_dir, out):
     from lenet_keras.runs import resolve_run_dir
 
     resolved = [resolve_run_dir(d) for d in run_dir] or [resolve_run_dir(None)]
+    from lenet_keras.errors import check_writable
+
     if out is None:
         out = (resolved[0] / "history.png" if len(resolved) == 1
                else resolved[0].parent / "comparison.png")
+    check_writable(os.path.dirname(os.path.abspath(out)), os.path.basename(out))
     plot_history(resolved, out)
     click.echo(f"wrote {out}")
 
@@ -345,7 +361,7 @@ def predict(images, model_path, top_k, unsafe):
     Images are converted and resized to the model's input. Unreadable files get one error
     line each on stderr and make the exit code 2.
     """
-    from lenet_keras.predictors import predict_files
+    from lenet_keras.predictors import predict_files, printable_path
 
     failed = []
 
@@ -355,9 +371,40 @@ def predict(images, model_path, top_k, unsafe):
 
     for path, ranked in predict_files(images, model_path, top_k, safe_mode=not unsafe,
                                       on_error=report):
-        click.echo(f"{path}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
+        click.echo(f"{printable_path(path)}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
     if failed:
         sys.exit(2)
+
+
+@cli.command("explain")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@run_dir_option("Run whose model.keras to explain (default: latest).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="A .keras file instead of a run's.")
+@click.option("--method", type=click.Choice(("all", *EXPLAIN_METHODS)), default="all",
+              show_default=True, help="Heat-map method; all: every method the model allows.")
+@click.option("--class", "class_name", default=None, metavar="NAME",
+              help="Explain this class instead of the predicted one.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the PNGs (default: explain/ beside the model).")
+@unsafe_option()
+def explain_command(images, run_dir, model_path, method, class_name, out, unsafe):
+    """What the network looks at: filters, feature maps and heat maps as PNGs.
+
+    Writes filters.png (the first convolution's filters), IMAGE_feature_maps.png (each
+    convolution/pooling stage's maps for the image) and IMAGE_METHOD.png (a heat map over
+    the image for the predicted class, or --class). Images are read as predict reads them.
+    """
+    from lenet_keras.explaining import explain_files
+    from lenet_keras.runs import resolve_run_dir
+
+    if run_dir and model_path:
+        raise BadInput("pass --run-dir or --model, not both")
+    model_path = model_path or resolve_run_dir(run_dir) / "model.keras"
+    written = explain_files(images, model_path, method, class_name, out, safe_mode=not unsafe)
+    click.echo(f"wrote {len(written)} files to {written[0].parent}" if written else "wrote nothing")
+    for path in written:
+        click.echo(f"  {path.name}")
 
 
 @cli.command()

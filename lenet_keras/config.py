@@ -127,7 +127,10 @@ class TrainConfig:
     def check(self):
         """BadInput (one line, in terms of the options) for a config that cannot train.
         No TensorFlow needed: the CLI calls this before anything heavy is imported."""
+        if not isinstance(self.model, str):
+            raise BadInput(f"model must be a registry name, got {self.model!r}")
         spec = get_spec(self.model)
+        self._check_types()
         check_choices(self.backend or default_backend(), self.distribute, self.precision)
         for name in ("epochs", "batch_size", "steps_per_execution"):
             value = getattr(self, name)
@@ -163,6 +166,29 @@ class TrainConfig:
             raise BadInput("weight_decay and warmup_epochs must be >= 0")
         check_model_args(self.model_args)
         return self
+
+    # Fields that hold text (or None), whole numbers and numbers: config.json may be
+    # edited by hand, and a wrong type must fail here, not deep inside export.
+    # (Options with a fixed set of values are checked against it below.)
+    TEXT_FIELDS = ("dataset", "data_dir", "manual_dir", "positive_class")
+    INT_FIELDS = ("seed", "image_size", "early_stopping", "warmup_epochs")
+    NUMBER_FIELDS = ("learning_rate", "momentum", "val_split", "label_smoothing", "weight_decay")
+
+    def _check_types(self):
+        for name in self.TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise BadInput(f"{name} must be text, got {value!r}")
+        for name in self.INT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise BadInput(f"{name} must be a whole number, got {value!r}")
+        for name in self.NUMBER_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise BadInput(f"{name} must be a finite number, got {value!r}")
+        if self.jit_compile is not None and not isinstance(self.jit_compile, bool):
+            raise BadInput(f"jit_compile must be true, false or null, got {self.jit_compile!r}")
 
     def resolved(self):
         """This config with backend and jit_compile decided (as config.json records them)."""

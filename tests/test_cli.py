@@ -4,15 +4,22 @@ import json
 
 import pytest
 
+from conftest import ROOT
 from lenet_keras.runs import read_history
 
 
+def test_help_lists_every_command_and_the_readme_reference_names_each(invoke):
+    from lenet_keras.cli import cli
 
-def test_help_lists_every_command(invoke):
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ["fit", "evaluate", "models", "datasets"]:
-        assert command in result.output
+    commands = sorted(cli.commands)
+    assert {"fit", "evaluate", "export", "predict", "serve", "models", "datasets"} <= set(commands)
+    for command in commands:
+        assert f"  {command} " in result.output, command
+    readme = (ROOT / "README.md").read_text()
+    reference = readme[readme.index("## Commands"):].split("\n## ")[0]
+    assert sorted(c for c in commands if f"| `{c}` |" in reference) == commands
 
 
 def test_models_lists_the_registry_with_parameter_counts(invoke):
