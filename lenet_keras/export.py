@@ -43,8 +43,8 @@ import numpy as np
 
 from lenet_keras.devices import select_backend
 from lenet_keras.errors import BadInput
-from lenet_keras.exports import (  # noqa: F401  MARKER, EXPORTS_ROOT: imported from here too
-    EXPORTS_ROOT, MARKER, check_destination, default_export_dir, make_staging_dir, publish,
+from lenet_keras.exports import (
+    check_destination, default_export_dir, make_staging_dir, publish,
 )
 from lenet_keras.formats import TFLITE_FORMATS, get, select
 from lenet_keras.pipelines import evaluation_batches

@@ -24,11 +24,6 @@ import numpy as np
 
 from lenet_keras.errors import BadInput, first_line
 from lenet_keras.formats import for_path, model_kinds, require
-# The runtimes, importable from here as before.
-from lenet_keras.runtimes import (  # noqa: F401
-    KerasPredictor, OnnxModel, SavedModelPredictor, TFLiteModel, dequantize,
-    foreign_saved_model_ops, quantize,
-)
 
 
 # ---------------------------------------------------------------------------------------

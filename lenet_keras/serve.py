@@ -48,9 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from lenet_keras.errors import BadInput, first_line
-from lenet_keras.exports import (  # noqa: F401  importable from here as before
-    EXPORTS_ROOT, latest_export_dir, model_in_export,
-)
+from lenet_keras.exports import EXPORTS_ROOT, latest_export_dir, model_in_export
 from lenet_keras.formats import named
 from lenet_keras.web import CSP as APP_CSP
 

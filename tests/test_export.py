@@ -13,7 +13,8 @@ from lenet_keras.convert import (
     space_to_depth_stem,
     stem_factor,
 )
-from lenet_keras.export import MARKER, drops_over, export_run
+from lenet_keras.export import drops_over, export_run
+from lenet_keras.exports import MARKER
 from lenet_keras.formats import TFLITE_FORMATS, get, parse_formats
 from lenet_keras.models import build_model
 from lenet_keras.registry import MODELS
@@ -76,7 +77,7 @@ def test_saved_model_serve_signature_takes_raw_pixels(exported, test_split):
 
 
 def test_float32_tflite_agrees_with_keras_to_1e5(exported, test_split):
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     out, report = exported
     x, _, keras_probabilities = test_split
@@ -88,7 +89,7 @@ def test_float32_tflite_agrees_with_keras_to_1e5(exported, test_split):
 
 def test_int8_is_full_integer_and_agrees_on_real_images(exported, test_split):
     """tiny_run's test split is 1,000 real Fashion-MNIST images."""
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     out, report = exported
     x, y, keras_probabilities = test_split
@@ -112,7 +113,7 @@ def test_int8_is_full_integer_and_agrees_on_real_images(exported, test_split):
 
 
 def test_tflite_files_use_builtin_ops_only(exported):
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     out, _ = exported
     for kind in TFLITE_FORMATS:
@@ -221,7 +222,7 @@ def test_fold_plan_folds_c1_pairs_for_float_and_few_channel_convolutions_for_int
 def test_every_registered_model_converts_with_builtin_ops_only(name, tmp_path):
     """Untrained weights are enough to prove the graph converts and runs in LiteRT."""
     from lenet_keras.convert import convert_tflite, export_saved_model
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     model = build_model(name, (28, 28, 1), 10)
     x = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
@@ -355,7 +356,7 @@ MOBILENET_INT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED",
 @pytest.mark.parametrize("name", ["mobilenet_mini", "mobilenet_mini_050"])
 def test_mobilenet_int8_is_builtin_int8_ops_only_and_runs_in_xnnpack(name, tmp_path):
     from lenet_keras.convert import convert_tflite, export_saved_model
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     model = build_model(name, (28, 28, 1), 10)
     x = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
