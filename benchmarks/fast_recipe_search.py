@@ -37,6 +37,16 @@ CANDIDATES = {
     "b256-lr4e-3-e4": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "4", *SHORT],
     "b512-lr6e-3-e8": ["--batch-size", "512", "--learning-rate", "6e-3", "--epochs", "8", *SHORT],
     "b128-lr3e-3-e5": ["--batch-size", "128", "--learning-rate", "3e-3", "--epochs", "5", *SHORT],
+    # Round 2: no warm-up (an epoch at low rates costs a LeNet more than it saves), longer
+    # cosines, and a narrower batch-norm net without dropout.
+    "b256-lr4e-3-e8-ls": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "8",
+                          "--label-smoothing", "0.1"],
+    "b128-lr2e-3-e8": ["--batch-size", "128", "--learning-rate", "2e-3", "--epochs", "8"],
+    "b256-lr4e-3-e10-ls": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "10",
+                           "--label-smoothing", "0.1"],
+    "bn16-b256-lr4e-3-e3": ["--model", "lenet5_bn", "--model-arg", "widths=[16,32]",
+                            "--model-arg", "dropout=0.1", "--batch-size", "256",
+                            "--learning-rate", "4e-3", "--epochs", "3", "--label-smoothing", "0.1"],
     "bn-b256-lr4e-3-e4": ["--model", "lenet5_bn", "--batch-size", "256", "--learning-rate",
                           "4e-3", "--epochs", "4", *SHORT],
 }
