@@ -174,8 +174,8 @@ def unsafe_option(help_text="Allow a model.keras that holds Python code (only if
               default=DEFAULTS.precision, show_default=True,
               help="Keras dtype policy; model.keras and exports stay float32.")
 @click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
-def fit(dataset, model_name, recipe, target_accuracy, model_args, epochs, batch_size, learning_rate, optimizer, schedule, seed,
-        run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
+def fit(dataset, model_name, recipe, target_accuracy, model_args, epochs, batch_size,
+        learning_rate, optimizer, schedule, seed, run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
         warmup_epochs, positive_class, early_stopping, data_dir, manual_dir, jit_compile,
         backend, distribute, precision, overwrite):
     """Train a model and write a run directory (model.keras, history.csv, metrics.json).
@@ -187,7 +187,8 @@ def fit(dataset, model_name, recipe, target_accuracy, model_args, epochs, batch_
 
     # Options left unset take the model's registry recipe, then TrainConfig's defaults.
     config = TrainConfig.for_model(
-        model_name, recipe=recipe, target_accuracy=target_accuracy, model_args=dict(parse_model_arg(arg) for arg in model_args) or None,
+        model_name, recipe=recipe, target_accuracy=target_accuracy,
+        model_args=dict(parse_model_arg(arg) for arg in model_args) or None,
         dataset=dataset, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, optimizer=optimizer, schedule=schedule, seed=seed,
         val_split=val_split, image_size=image_size,
