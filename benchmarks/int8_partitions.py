@@ -49,6 +49,40 @@ def shipped_tflite(model, kind, images, workdir):
     return convert_tflite(source, kind, representative if kind == "int8" else None), used
 
 
+def pools_as_depthwise(model):
+    """The experiment of ``--pools-as-depthwise``: the same network with every average pool
+    (and lenet5_classic's Subsampling: average x coefficient + bias, then its activation)
+    as a fixed depthwise convolution of the pool's size and stride, weights
+    coefficient / area: the same function in float, and an op XNNPACK takes in int8.
+    None when the model has no average pool (only linear chains are rewritten)."""
+    import keras
+
+    from lenet_keras.models import Subsampling
+
+    pools = (keras.layers.AveragePooling2D, Subsampling)
+    if not any(isinstance(layer, pools) for layer in model.layers):
+        return None
+    x = inputs = keras.Input(model.input_shape[1:], name="image")
+    for layer in model.layers[1:]:
+        if not isinstance(layer, pools):
+            x = layer(x)
+            continue
+        size = layer.pool_size if isinstance(layer.pool_size, int) else layer.pool_size[0]
+        channels = x.shape[-1]
+        subsampling = isinstance(layer, Subsampling)
+        coefficient = (keras.ops.convert_to_numpy(layer.coefficient) if subsampling
+                       else np.ones(channels, np.float32))
+        conv = keras.layers.DepthwiseConv2D(size, strides=size, use_bias=subsampling,
+                                            activation=layer.activation if subsampling else None,
+                                            name=f"{layer.name}_as_depthwise")
+        x = conv(x)
+        kernel = np.broadcast_to(coefficient / size**2, (size, size, channels)).reshape(
+            size, size, channels, 1)
+        conv.set_weights([kernel.astype(np.float32)]
+                         + ([keras.ops.convert_to_numpy(layer.bias)] if subsampling else []))
+    return keras.Model(inputs, x, name=f"{model.name}_pools_as_depthwise")
+
+
 def interpreter(content, xnnpack):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -92,6 +126,8 @@ def best_microseconds(interpreters, rounds=7, calls=300):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=None, help="comma-separated (default: all)")
+    parser.add_argument("--pools-as-depthwise", action="store_true",
+                        help="also time each model with average pools as depthwise convs")
     args = parser.parse_args()
     from lenet_keras.quiet import import_keras
 
@@ -106,8 +142,16 @@ def main():
           flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="int8_partitions-") as workdir:
-        for name in names:
-            model = build_model(name, images.shape[1:], 10)
+        models = [(name, build_model(name, images.shape[1:], 10)) for name in names]
+        if args.pools_as_depthwise:
+            for name, model in list(models):
+                variant = pools_as_depthwise(model)
+                if variant is not None:
+                    gap = np.max(np.abs(model.predict(images[:256], verbose=0)
+                                        - variant.predict(images[:256], verbose=0)))
+                    print(f"{name}: pools as depthwise, float difference {gap:.1e}")
+                    models.append((f"{name}, pools as depthwise", variant))
+        for name, model in models:
             files = {kind: shipped_tflite(model, kind, images, workdir)
                      for kind in ("float32", "int8")}
             its = {f"{kind}{'' if x else ' ref'}": interpreter(files[kind][0], x)
