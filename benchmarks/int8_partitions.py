@@ -34,11 +34,14 @@ def cpu_name():
     return "unknown CPU"
 
 
-def shipped_tflite(model, kind, images, workdir):
-    """The .tflite bytes `export` writes for ``kind`` (float32 or int8), and its fold plan."""
+def shipped_tflite(model, kind, images, workdir, rewrite=None):
+    """The .tflite bytes `export` writes for ``kind`` (float32 or int8), and its fold plan;
+    ``rewrite`` (the experiment) is applied to the graph after the column folding."""
     from lenet_keras.convert import convert_tflite, export_saved_model, fold_plan, tflite_graph
 
     graph, used = tflite_graph(model, images[:64], fold_plan(model, kind))
+    if rewrite is not None:
+        graph = rewrite(graph)
     source = Path(tempfile.mkdtemp(dir=workdir))
     export_saved_model(graph, source, batch_size=1)
 
@@ -142,17 +145,20 @@ def main():
           flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="int8_partitions-") as workdir:
-        models = [(name, build_model(name, images.shape[1:], 10)) for name in names]
+        models = [(name, build_model(name, images.shape[1:], 10), None) for name in names]
         if args.pools_as_depthwise:
-            for name, model in list(models):
+            for name, model, _ in list(models):
                 variant = pools_as_depthwise(model)
                 if variant is not None:
                     gap = np.max(np.abs(model.predict(images[:256], verbose=0)
                                         - variant.predict(images[:256], verbose=0)))
                     print(f"{name}: pools as depthwise, float difference {gap:.1e}")
-                    models.append((f"{name}, pools as depthwise", variant))
-        for name, model in models:
-            files = {kind: shipped_tflite(model, kind, images, workdir)
+                    models.append((f"{name}, pools as depthwise", variant, None))
+                    # The same after the shipped column folding (the folded chain's pools).
+                    models.append((f"{name}, folded, then pools as depthwise", model,
+                                   pools_as_depthwise))
+        for name, model, rewrite in models:
+            files = {kind: shipped_tflite(model, kind, images, workdir, rewrite)
                      for kind in ("float32", "int8")}
             its = {f"{kind}{'' if x else ' ref'}": interpreter(files[kind][0], x)
                    for kind in files for x in (True, False)}
