@@ -6,6 +6,7 @@ with XNNPACK and without it.
 
     python benchmarks/int8_partitions.py > benchmarks/results/int8_partitions.txt
     python benchmarks/int8_partitions.py --models lenet5,lenet1
+    python benchmarks/int8_partitions.py --before      # int8 pools as they were exported
 
 Weights are the builders' random initialisation (latency does not depend on their
 values; the graph does), calibrated on the embedded Fashion-MNIST sample. Timings take
@@ -34,14 +35,13 @@ def cpu_name():
     return "unknown CPU"
 
 
-def shipped_tflite(model, kind, images, workdir, rewrite=None):
+def shipped_tflite(model, kind, images, workdir, before=False):
     """The .tflite bytes `export` writes for ``kind`` (float32 or int8), and its fold plan;
-    ``rewrite`` (the experiment) is applied to the graph after the column folding."""
+    ``before``: without the int8 rewrite of average pools as depthwise convolutions."""
     from lenet_keras.convert import convert_tflite, export_saved_model, fold_plan, tflite_graph
 
-    graph, used = tflite_graph(model, images[:64], fold_plan(model, kind))
-    if rewrite is not None:
-        graph = rewrite(graph)
+    graph, used = tflite_graph(model, images[:64], fold_plan(model, kind),
+                               pools=kind == "int8" and not before)
     source = Path(tempfile.mkdtemp(dir=workdir))
     export_saved_model(graph, source, batch_size=1)
 
@@ -50,40 +50,6 @@ def shipped_tflite(model, kind, images, workdir, rewrite=None):
             yield [image[None].astype(np.float32)]
 
     return convert_tflite(source, kind, representative if kind == "int8" else None), used
-
-
-def pools_as_depthwise(model):
-    """The experiment of ``--pools-as-depthwise``: the same network with every average pool
-    (and lenet5_classic's Subsampling: average x coefficient + bias, then its activation)
-    as a fixed depthwise convolution of the pool's size and stride, weights
-    coefficient / area: the same function in float, and an op XNNPACK takes in int8.
-    None when the model has no average pool (only linear chains are rewritten)."""
-    import keras
-
-    from lenet_keras.models import Subsampling
-
-    pools = (keras.layers.AveragePooling2D, Subsampling)
-    if not any(isinstance(layer, pools) for layer in model.layers):
-        return None
-    x = inputs = keras.Input(model.input_shape[1:], name="image")
-    for layer in model.layers[1:]:
-        if not isinstance(layer, pools):
-            x = layer(x)
-            continue
-        size = layer.pool_size if isinstance(layer.pool_size, int) else layer.pool_size[0]
-        channels = x.shape[-1]
-        subsampling = isinstance(layer, Subsampling)
-        coefficient = (keras.ops.convert_to_numpy(layer.coefficient) if subsampling
-                       else np.ones(channels, np.float32))
-        conv = keras.layers.DepthwiseConv2D(size, strides=size, use_bias=subsampling,
-                                            activation=layer.activation if subsampling else None,
-                                            name=f"{layer.name}_as_depthwise")
-        x = conv(x)
-        kernel = np.broadcast_to(coefficient / size**2, (size, size, channels)).reshape(
-            size, size, channels, 1)
-        conv.set_weights([kernel.astype(np.float32)]
-                         + ([keras.ops.convert_to_numpy(layer.bias)] if subsampling else []))
-    return keras.Model(inputs, x, name=f"{model.name}_pools_as_depthwise")
 
 
 def interpreter(content, xnnpack):
@@ -129,8 +95,9 @@ def best_microseconds(interpreters, rounds=7, calls=300):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=None, help="comma-separated (default: all)")
-    parser.add_argument("--pools-as-depthwise", action="store_true",
-                        help="also time each model with average pools as depthwise convs")
+    parser.add_argument("--before", action="store_true",
+                        help="int8 graphs as exported before average pools became depthwise "
+                             "convolutions (convert.pools_as_depthwise)")
     args = parser.parse_args()
     from lenet_keras.quiet import import_keras
 
@@ -141,24 +108,13 @@ def main():
 
     images = load_npz(SAMPLE_PATH).x_train.astype(np.float32)
     names = args.models.split(",") if args.models else list_models()
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores (may be shared); 1 interpreter thread",
-          flush=True)
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores (may be shared); 1 interpreter thread"
+          + ("; int8 graphs as before pools_as_depthwise" if args.before else ""), flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="int8_partitions-") as workdir:
-        models = [(name, build_model(name, images.shape[1:], 10), None) for name in names]
-        if args.pools_as_depthwise:
-            for name, model, _ in list(models):
-                variant = pools_as_depthwise(model)
-                if variant is not None:
-                    gap = np.max(np.abs(model.predict(images[:256], verbose=0)
-                                        - variant.predict(images[:256], verbose=0)))
-                    print(f"{name}: pools as depthwise, float difference {gap:.1e}")
-                    models.append((f"{name}, pools as depthwise", variant, None))
-                    # The same after the shipped column folding (the folded chain's pools).
-                    models.append((f"{name}, folded, then pools as depthwise", model,
-                                   pools_as_depthwise))
-        for name, model, rewrite in models:
-            files = {kind: shipped_tflite(model, kind, images, workdir, rewrite)
+        for name in names:
+            model = build_model(name, images.shape[1:], 10)
+            files = {kind: shipped_tflite(model, kind, images, workdir, args.before)
                      for kind in ("float32", "int8")}
             its = {f"{kind}{'' if x else ' ref'}": interpreter(files[kind][0], x)
                    for kind in files for x in (True, False)}
