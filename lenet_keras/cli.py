@@ -209,6 +209,10 @@ def fit(dataset, model_name, recipe, target_accuracy, model_args, epochs, batch_
         click.echo(f"process {metrics['process_id']} done ({metrics['train_seconds']:.0f} s); "
                    "process 0 writes the run")
         return
+    if metrics.get("target_accuracy") is not None:
+        click.echo(f"validation accuracy reached {metrics['target_accuracy']} in epoch "
+                   f"{metrics['target_epoch']}: stopped" if metrics["stopped_at_target"] else
+                   f"validation accuracy did not reach {metrics['target_accuracy']}")
     # The first graph execution (tracing) is not timed: a run of one execution has no rate.
     speed = metrics["train_images_per_second"]
     rate = f", {speed:.0f} images/s" if speed else ""

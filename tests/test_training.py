@@ -91,6 +91,7 @@ def test_target_accuracy_stops_the_run_at_the_first_epoch_that_reaches_it(tmp_pa
     assert (metrics["epochs"], metrics["stopped_at_target"], metrics["target_epoch"]) == (1, True, 1)
     assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # header + epoch 1
     assert "after 1 epochs" in result.stdout
+    assert "validation accuracy reached 0.05 in epoch 1: stopped" in result.stdout.splitlines()
     assert metrics["train_seconds"] > 0 and (run_dir / "model.keras").is_file()
 
 
