@@ -198,6 +198,22 @@ class RestoreOnly(ResumeState):
         pass
 
 
+class StopAtAccuracy(keras.callbacks.Callback):
+    """Stops ``fit`` at the end of the first epoch whose ``monitor`` (val_accuracy, or
+    accuracy without validation data) reaches ``target`` (``fit --target-accuracy``):
+    time to accuracy, not a fixed epoch count. That epoch's model is the best so far,
+    so the checkpoint before this callback has saved it."""
+
+    def __init__(self, monitor, target):
+        super().__init__()
+        self.monitor, self.target = monitor, target
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value >= self.target:
+            self.model.stop_training = True
+
+
 class TrainingTimer(keras.callbacks.Callback):
     """Times training steps only (no validation, no callbacks at epoch end).
 

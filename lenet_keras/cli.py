@@ -24,6 +24,9 @@ from lenet_keras.errors import BadInput, first_line
 from lenet_keras.explaining import METHODS as EXPLAIN_METHODS
 from lenet_keras.formats import CHOICES, FORMATS, TFLITE_FORMATS, get, parse_formats, select
 from lenet_keras.quiet import DEBUG_ENV
+from lenet_keras.registry import RECIPES
+
+RECIPE_NAMES = tuple(RECIPES)
 
 
 class OneLineErrors(click.Group):
@@ -108,13 +111,20 @@ def unsafe_option(help_text="Allow a model.keras that holds Python code (only if
 
 @cli.command()
 @dataset_option("TFDS name, image folder, IDX folder or .npz (default: embedded sample).")
-@click.option("--model", "model_name", default=DEFAULTS.model, show_default=True,
-              help="Registry name; see `lenet-keras models`.")
+@click.option("--model", "model_name", default=None,
+              help=f"Registry name; see `lenet-keras models`.  [default: the recipe's, "
+                   f"else {DEFAULTS.model}]")
+@click.option("--recipe", type=click.Choice(RECIPE_NAMES), default=None,
+              help="Named training recipe; fast: lenet5, batch 256, rate 4e-3, label "
+                   "smoothing, a 10-epoch cosine, stop at 0.905 validation accuracy "
+                   "(docs/SPEED.md). Options you give win.")
+@click.option("--target-accuracy", type=float, default=None, metavar="A",
+              help="Stop after the first epoch whose validation accuracy reaches A.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="NAME=VALUE",
               help="Builder argument on top of the model's registry spec, e.g. width=0.75 "
                    "for mobilenet_mini (repeatable; saved in config.json).")
-@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True,
-              help="Training epochs.")
+@click.option("--epochs", type=int, default=None,
+              help=f"Training epochs.  [default: the recipe's, else {DEFAULTS.epochs}]")
 @click.option("--batch-size", type=int, default=None,
               help=f"Images per batch.  [default: the model's, else {DEFAULTS.batch_size}]")
 @click.option("--learning-rate", type=float, default=None,
@@ -164,8 +174,8 @@ def unsafe_option(help_text="Allow a model.keras that holds Python code (only if
               default=DEFAULTS.precision, show_default=True,
               help="Keras dtype policy; model.keras and exports stay float32.")
 @click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
-def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, optimizer, schedule, seed,
-        run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
+def fit(dataset, model_name, recipe, target_accuracy, model_args, epochs, batch_size,
+        learning_rate, optimizer, schedule, seed, run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
         warmup_epochs, positive_class, early_stopping, data_dir, manual_dir, jit_compile,
         backend, distribute, precision, overwrite):
     """Train a model and write a run directory (model.keras, history.csv, metrics.json).
@@ -177,7 +187,8 @@ def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, opti
 
     # Options left unset take the model's registry recipe, then TrainConfig's defaults.
     config = TrainConfig.for_model(
-        model_name, model_args=dict(parse_model_arg(arg) for arg in model_args) or None,
+        model_name, recipe=recipe, target_accuracy=target_accuracy,
+        model_args=dict(parse_model_arg(arg) for arg in model_args) or None,
         dataset=dataset, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, optimizer=optimizer, schedule=schedule, seed=seed,
         val_split=val_split, image_size=image_size,
@@ -198,6 +209,10 @@ def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, opti
         click.echo(f"process {metrics['process_id']} done ({metrics['train_seconds']:.0f} s); "
                    "process 0 writes the run")
         return
+    if metrics.get("target_accuracy") is not None:
+        click.echo(f"validation accuracy reached {metrics['target_accuracy']} in epoch "
+                   f"{metrics['target_epoch']}: stopped" if metrics["stopped_at_target"] else
+                   f"validation accuracy did not reach {metrics['target_accuracy']}")
     # The first graph execution (tracing) is not timed: a run of one execution has no rate.
     speed = metrics["train_images_per_second"]
     rate = f", {speed:.0f} images/s" if speed else ""

@@ -233,6 +233,9 @@ def _callbacks(config, run_dir, monitor, twin=None, log=print, restore_from=None
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=config.early_stopping, mode="max"))
+    if config.target_accuracy is not None:  # after the checkpoint: that epoch is saved
+        from lenet_keras.callbacks import StopAtAccuracy
+        callbacks.append(StopAtAccuracy(monitor, config.target_accuracy))
     return callbacks, timer, checkpoint
 
 
@@ -302,6 +305,7 @@ def _finish(config, run_dir, bundle, model, log, placement, timer, checkpoint, t
     # model.keras is float32 (layers record their policy), whatever precision trained it.
     best = runs.load_model(run_dir / "model.keras")
     test_loss, test_accuracy = evaluate_model(best, bundle.test)
+    reached = _target_epoch(config, history, "val_accuracy" if bundle.val is not None else "accuracy")
     metrics = {
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
@@ -316,6 +320,10 @@ def _finish(config, run_dir, bundle, model, log, placement, timer, checkpoint, t
         "num_test": bundle.num_test,
         "skipped_files": len(bundle.skipped_files),
         "stopped_on_nan": stopped_on_nan,
+        # --target-accuracy: whether (and in which epoch) the run reached it and stopped.
+        "target_accuracy": config.target_accuracy,
+        "stopped_at_target": reached is not None,
+        "target_epoch": reached,
         "keras_version": keras.__version__,
         **placement.metrics(),  # backend, devices, replicas, processes, distribute, precision
         "python": platform.python_version(),
@@ -323,3 +331,12 @@ def _finish(config, run_dir, bundle, model, log, placement, timer, checkpoint, t
     runs.write_metrics(run_dir, metrics)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return {**metrics, "run_dir": str(run_dir)}
+
+
+def _target_epoch(config, history, monitor):
+    """The first epoch (1-based) whose ``monitor`` reached ``config.target_accuracy``;
+    None when there is no target or no epoch reached it."""
+    if config.target_accuracy is None:
+        return None
+    return next((int(row["epoch"]) for row in history
+                 if row.get(monitor, -math.inf) >= config.target_accuracy), None)
