@@ -92,7 +92,7 @@ def per_layer(model, calibration, images, rounds, number, variant="shipped"):
         convert_tflite, export_saved_model, fold_columns, fold_plan, space_to_depth_stem,
         stem_factor)
     from lenet_keras.export import measure_latencies_us
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     def representative():
         for image in calibration:
@@ -130,7 +130,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from lenet_keras.export import dataset_arrays, measure_latencies_us
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
     from lenet_keras.runs import load_config, load_model, resolve_run_dir
     from lenet_keras.pipelines import evaluation_batches
 

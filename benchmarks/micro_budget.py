@@ -51,7 +51,7 @@ def int8_file(model, calibration, fold, workdir):
 def budget(name, calibration, workdir):
     from lenet_keras import micro
     from lenet_keras.models import build_model
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     model = build_model(name, calibration.shape[1:], 10)
     content = int8_file(model, calibration, True, workdir)

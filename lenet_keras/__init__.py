@@ -10,7 +10,8 @@ Build, train, export and run a model in a few lines::
 
 Stages, one module each: ``registry`` (names) and ``models`` (Keras builders), ``data``
 (input pipelines), ``training`` (+ ``callbacks``, ``runs``: the run directory), ``convert``
-and ``export`` (SavedModel / TFLite), ``predictors``, ``evaluate``, ``plots``, ``cli``.
+and ``export`` (SavedModel / TFLite), ``predictors``, ``evaluate``, ``plots``,
+``explaining`` (filters, feature maps, Grad-CAM / saliency / occlusion heat maps), ``cli``.
 The names below are imported on first use, so ``import lenet_keras`` stays cheap (no
 TensorFlow until a function needs it). The modules are named apart from the functions
 (``training``, ``predictors``), so ``lenet_keras.train`` is always the function.
@@ -29,7 +30,11 @@ _API = {
     "train": ("lenet_keras.training", "train"),
     "export_run": ("lenet_keras.export", "export_run"),
     "load_predictor": ("lenet_keras.predictors", "load_predictor"),
+    # A model.keras in safe mode, the package's own layers (lenet5_classic) registered.
+    "load_model": ("lenet_keras.runs", "load_model"),
     "predict": ("lenet_keras.predictors", "predict_files"),
+    "explain": ("lenet_keras.explaining", "explain"),
+    "feature_maps": ("lenet_keras.explaining", "feature_maps"),
     "BadInput": ("lenet_keras.errors", "BadInput"),
 }
 __all__ = sorted(_API)
@@ -39,7 +44,7 @@ def __getattr__(name):
     if name not in _API:
         raise AttributeError(f"module 'lenet_keras' has no attribute '{name}'")
     module, attribute = _API[name]
-    if module == "lenet_keras.models":  # Keras (and its backend) load quietly first
+    if module in ("lenet_keras.models", "lenet_keras.explaining"):  # Keras loads quietly first
         from lenet_keras.quiet import import_keras
 
         import_keras()

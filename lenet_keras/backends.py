@@ -16,6 +16,9 @@ BACKENDS = ("tensorflow", "jax", "torch")
 DISTRIBUTIONS = ("off", "mirrored", "data-parallel")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CPU_DEVICES_ENV = "LENET_KERAS_CPU_DEVICES"
+# Seconds a process other than 0 waits for process 0 (the coordinator) to answer.
+JOIN_TIMEOUT_ENV = "LENET_KERAS_JOIN_TIMEOUT"
+DEFAULT_JOIN_TIMEOUT = 300
 # Set on every process of a multi-process (multi-host) data-parallel run.
 PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                "KERAS_DISTRIBUTION_PROCESS_ID")
@@ -62,8 +65,13 @@ def require_tensorflow(what):
 
 
 def default_backend():
-    """``KERAS_BACKEND`` if set, else tensorflow."""
-    return os.environ.get("KERAS_BACKEND") or "tensorflow"
+    """``KERAS_BACKEND`` if set, else tensorflow; BadInput for a name Keras does not know
+    (Keras itself would fail on import with a ValueError)."""
+    value = os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if value not in BACKENDS:
+        raise BadInput(f"KERAS_BACKEND={value!r} is not a Keras backend this package runs on: "
+                       f"set it to one of {', '.join(BACKENDS)}, or unset it")
+    return value
 
 
 def active_backend():
@@ -109,7 +117,7 @@ def configure_tensorflow_devices(tf):
     it would otherwise fill with its memory pool.
     """
     try:
-        if (os.environ.get("KERAS_BACKEND") or "tensorflow") != "tensorflow":
+        if os.environ.get("KERAS_BACKEND", "tensorflow") not in ("", "tensorflow"):
             tf.config.set_visible_devices([], "GPU")
         count = cpu_device_count()
         if count and count > 1:
@@ -120,17 +128,49 @@ def configure_tensorflow_devices(tf):
         pass
 
 
+def join_timeout():
+    """LENET_KERAS_JOIN_TIMEOUT in seconds (DEFAULT_JOIN_TIMEOUT when unset)."""
+    value = os.environ.get(JOIN_TIMEOUT_ENV, "").strip()
+    if not value:
+        return DEFAULT_JOIN_TIMEOUT
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"{JOIN_TIMEOUT_ENV} must be a number of seconds, got {value!r}")
+    return int(value)
+
+
+def coordinator_address():
+    """(host, port) of process 0 from KERAS_DISTRIBUTION_JOB_ADDRESSES (its first entry,
+    as Keras reads it); BadInput when it is not host:port."""
+    value = os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES", "").split(",")[0].strip()
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(f"KERAS_DISTRIBUTION_JOB_ADDRESSES must start with process 0's "
+                       f"host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def process_count_from_env():
+    """KERAS_DISTRIBUTION_NUM_PROCESSES (1 when unset); BadInput unless a whole number."""
+    value = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "").strip()
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"KERAS_DISTRIBUTION_NUM_PROCESSES must be a number of processes "
+                       f"(1, 2, ...), got {value!r}")
+    return int(value)
+
+
 def multi_process():
     """True when the KERAS_DISTRIBUTION_* variables ask for more than one process."""
-    return int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1") or 1) > 1
+    return process_count_from_env() > 1
 
 
 def process_index_from_env():
     """This process's KERAS_DISTRIBUTION_PROCESS_ID (0 when it is alone)."""
     if not multi_process():
         return 0
-    value = os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "")
-    if not value.isdigit():
+    value = os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "").strip()
+    if not value.isdigit() or int(value) >= process_count_from_env():
         raise BadInput(f"KERAS_DISTRIBUTION_PROCESS_ID must be 0 .. number of processes - 1, "
                        f"got {value!r}")
     return int(value)

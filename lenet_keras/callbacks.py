@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 
-from lenet_keras.errors import atomic_path
+from lenet_keras.errors import atomic_path, honour_umask, no_space_error
 from lenet_keras.runs import read_history, write_history
 
 
@@ -59,7 +59,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     def __init__(self, path, monitor, twin=None):
         super().__init__()
         self.path, self.monitor = Path(path), monitor
-        # Mixed precision: a float32 model of the same network, saved in its place.
+        # An uncompiled float32 model of the same network, saved in its place (mixed
+        # precision, distribution and the training loss stay out of model.keras).
         self.twin = twin
         self.best = -math.inf
         self.best_epoch = None
@@ -159,6 +160,7 @@ class ResumeState(keras.callbacks.Callback):
         final = self.backup_dir / f"{self.PREFIX}{epoch + 1:06d}"
         staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=self.backup_dir))
         try:
+            honour_umask(staging, directory=True)
             self.model.save_weights(staging / "state.weights.h5")
             (staging / "state.json").write_text(json.dumps({"epoch": epoch + 1}))
             for file in staging.iterdir():
@@ -166,6 +168,11 @@ class ResumeState(keras.callbacks.Callback):
                     os.fsync(handle.fileno())
             shutil.rmtree(final, ignore_errors=True)
             os.replace(staging, final)
+        except Exception as error:  # noqa: BLE001  a full disk: say which file, how much space
+            full = no_space_error(error, staging / "state.weights.h5")
+            if full is None:
+                raise
+            raise full from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         self._prune()
@@ -189,6 +196,22 @@ class RestoreOnly(ResumeState):
 
     def on_epoch_end(self, epoch, logs=None):
         pass
+
+
+class StopAtAccuracy(keras.callbacks.Callback):
+    """Stops ``fit`` at the end of the first epoch whose ``monitor`` (val_accuracy, or
+    accuracy without validation data) reaches ``target`` (``fit --target-accuracy``):
+    time to accuracy, not a fixed epoch count. That epoch's model is the best so far,
+    so the checkpoint before this callback has saved it."""
+
+    def __init__(self, monitor, target):
+        super().__init__()
+        self.monitor, self.target = monitor, target
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value >= self.target:
+            self.model.stop_training = True
 
 
 class TrainingTimer(keras.callbacks.Callback):

@@ -22,8 +22,12 @@ import click
 from lenet_keras.backends import BACKENDS, DISTRIBUTIONS, PRECISIONS
 from lenet_keras.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, parse_model_arg
 from lenet_keras.errors import BadInput, first_line
+from lenet_keras.explaining import METHODS as EXPLAIN_METHODS
 from lenet_keras.formats import CHOICES, FORMATS, TFLITE_FORMATS, get, parse_formats, select
 from lenet_keras.quiet import DEBUG_ENV
+from lenet_keras.registry import RECIPES
+
+RECIPE_NAMES = tuple(RECIPES)
 
 
 class OneLineErrors(click.Group):
@@ -108,13 +112,20 @@ def unsafe_option(help_text="Allow a model.keras that holds Python code (only if
 
 @cli.command()
 @dataset_option("TFDS name, image folder, IDX folder or .npz (default: embedded sample).")
-@click.option("--model", "model_name", default=DEFAULTS.model, show_default=True,
-              help="Registry name; see `lenet-keras models`.")
+@click.option("--model", "model_name", default=None,
+              help=f"Registry name; see `lenet-keras models`.  [default: the recipe's, "
+                   f"else {DEFAULTS.model}]")
+@click.option("--recipe", type=click.Choice(RECIPE_NAMES), default=None,
+              help="Named training recipe; fast: lenet5, batch 256, rate 4e-3, label "
+                   "smoothing, a 10-epoch cosine, stop at 0.905 validation accuracy "
+                   "(docs/SPEED.md). Options you give win.")
+@click.option("--target-accuracy", type=float, default=None, metavar="A",
+              help="Stop after the first epoch whose validation accuracy reaches A.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="NAME=VALUE",
               help="Builder argument on top of the model's registry spec, e.g. width=0.75 "
                    "for mobilenet_mini (repeatable; saved in config.json).")
-@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True,
-              help="Training epochs.")
+@click.option("--epochs", type=int, default=None,
+              help=f"Training epochs.  [default: the recipe's, else {DEFAULTS.epochs}]")
 @click.option("--batch-size", type=int, default=None,
               help=f"Images per batch.  [default: the model's, else {DEFAULTS.batch_size}]")
 @click.option("--learning-rate", type=float, default=None,
@@ -167,8 +178,8 @@ def unsafe_option(help_text="Allow a model.keras that holds Python code (only if
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Start from a config.json (a run's, or `tune`'s best.json); "
                                    "options given here override it.")
-def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, optimizer, schedule, seed,
-        run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
+def fit(dataset, model_name, recipe, target_accuracy, model_args, epochs, batch_size,
+        learning_rate, optimizer, schedule, seed, run_dir, image_size, grayscale, val_split, augment, label_smoothing, weight_decay,
         warmup_epochs, positive_class, early_stopping, data_dir, manual_dir, jit_compile,
         backend, distribute, precision, overwrite, config_file):
     """Train a model and write a run directory (model.keras, history.csv, metrics.json).
@@ -180,7 +191,8 @@ def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, opti
 
     # Options left unset take the model's registry recipe, then TrainConfig's defaults.
     config = TrainConfig.for_model(
-        model_name, model_args=dict(parse_model_arg(arg) for arg in model_args) or None,
+        model_name, recipe=recipe, target_accuracy=target_accuracy,
+        model_args=dict(parse_model_arg(arg) for arg in model_args) or None,
         dataset=dataset, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, optimizer=optimizer, schedule=schedule, seed=seed,
         val_split=val_split, image_size=image_size,
@@ -203,6 +215,10 @@ def fit(dataset, model_name, model_args, epochs, batch_size, learning_rate, opti
         click.echo(f"process {metrics['process_id']} done ({metrics['train_seconds']:.0f} s); "
                    "process 0 writes the run")
         return
+    if metrics.get("target_accuracy") is not None:
+        click.echo(f"validation accuracy reached {metrics['target_accuracy']} in epoch "
+                   f"{metrics['target_epoch']}: stopped" if metrics["stopped_at_target"] else
+                   f"validation accuracy did not reach {metrics['target_accuracy']}")
     # The first graph execution (tracing) is not timed: a run of one execution has no rate.
     speed = metrics["train_images_per_second"]
     rate = f", {speed:.0f} images/s" if speed else ""
@@ -227,6 +243,10 @@ def _over_file(loaded, config):
     given = {FIT_FIELDS.get(p, p) for p in context.params
              if context.get_parameter_source(p) not in (ParameterSource.DEFAULT,
                                                         ParameterSource.DEFAULT_MAP)}
+    if config.recipe is not None and "recipe" in given:  # --recipe sets its options too
+        from lenet_keras.registry import get_recipe
+
+        given |= set(get_recipe(config.recipe))
     return replace(loaded, **{name: getattr(config, name) for name in given & names})
 
 
@@ -239,21 +259,31 @@ def _over_file(loaded, config):
 @run_dir_option("Run to evaluate (default: latest).")
 @dataset_option("Evaluate on another source with the same classes (default: the run's). "
                 "A plain folder of class subfolders is used whole.")
+@click.option("--explain", "explain_count", type=click.IntRange(min=0), default=0,
+              metavar="N", help="Also write explained.png: N test images with their heat "
+                                "maps (Grad-CAM), mistakes first.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the figures (default: the run directory).")
 @unsafe_option()
-def evaluate(run_dir, dataset, unsafe):
+def evaluate(run_dir, dataset, explain_count, out, unsafe):
     """Test accuracy, loss and per-class accuracy of a run's best model.
 
     Writes confusion_matrix.png (normalised per true class) and samples.png (test images
-    with predicted and true class, mistakes in red) into the run directory.
+    with predicted and true class, mistakes in red) into the run directory; with
+    --explain N, explained.png too.
     """
+    from lenet_keras.errors import check_writable
     from lenet_keras.evaluate import evaluate_run, format_class_table, write_figures
-    from lenet_keras.runs import resolve_run_dir
+    from lenet_keras.runs import check_not_training, resolve_run_dir
 
     if dataset:
         from lenet_keras.sources import source_kind
 
         source_kind(dataset)  # a missing path fails here, before the model is loaded
-    result = evaluate_run(resolve_run_dir(run_dir), dataset, safe_mode=not unsafe)
+    resolved = resolve_run_dir(run_dir)
+    check_not_training(resolved, "evaluate")  # its model.keras is a half-trained epoch's
+    check_writable(out or resolved, "confusion_matrix.png and samples.png")  # before any work
+    result = evaluate_run(resolved, dataset, safe_mode=not unsafe, explain=explain_count)
     if result.skipped_files:
         shown = ", ".join(result.skipped_files[:5])
         click.echo(f"skipped {len(result.skipped_files)} unreadable file(s): {shown}"
@@ -261,7 +291,9 @@ def evaluate(run_dir, dataset, unsafe):
     click.echo(f"{result.run_dir}: test accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
                f"on {len(result.labels)} images of {result.dataset_name}")
     click.echo(format_class_table(result.class_names, result.confusion))
-    paths = write_figures(result)
+    if out:
+        os.makedirs(out, exist_ok=True)
+    paths = write_figures(result, out)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -282,9 +314,12 @@ def plot_history_command(run_dir, out):
     from lenet_keras.runs import resolve_run_dir
 
     resolved = [resolve_run_dir(d) for d in run_dir] or [resolve_run_dir(None)]
+    from lenet_keras.errors import check_writable
+
     if out is None:
         out = (resolved[0] / "history.png" if len(resolved) == 1
                else resolved[0].parent / "comparison.png")
+    check_writable(os.path.dirname(os.path.abspath(out)), os.path.basename(out))
     plot_history(resolved, out)
     click.echo(f"wrote {out}")
 
@@ -368,7 +403,7 @@ def predict(images, model_path, top_k, unsafe):
     Images are converted and resized to the model's input. Unreadable files get one error
     line each on stderr and make the exit code 2.
     """
-    from lenet_keras.predictors import predict_files
+    from lenet_keras.predictors import predict_files, printable_path
 
     failed = []
 
@@ -378,9 +413,40 @@ def predict(images, model_path, top_k, unsafe):
 
     for path, ranked in predict_files(images, model_path, top_k, safe_mode=not unsafe,
                                       on_error=report):
-        click.echo(f"{path}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
+        click.echo(f"{printable_path(path)}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked))
     if failed:
         sys.exit(2)
+
+
+@cli.command("explain")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@run_dir_option("Run whose model.keras to explain (default: latest).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="A .keras file instead of a run's.")
+@click.option("--method", type=click.Choice(("all", *EXPLAIN_METHODS)), default="all",
+              show_default=True, help="Heat-map method; all: every method the model allows.")
+@click.option("--class", "class_name", default=None, metavar="NAME",
+              help="Explain this class instead of the predicted one.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the PNGs (default: explain/ beside the model).")
+@unsafe_option()
+def explain_command(images, run_dir, model_path, method, class_name, out, unsafe):
+    """What the network looks at: filters, feature maps and heat maps as PNGs.
+
+    Writes filters.png (the first convolution's filters), IMAGE_feature_maps.png (each
+    convolution/pooling stage's maps for the image) and IMAGE_METHOD.png (a heat map over
+    the image for the predicted class, or --class). Images are read as predict reads them.
+    """
+    from lenet_keras.explaining import explain_files
+    from lenet_keras.runs import resolve_run_dir
+
+    if run_dir and model_path:
+        raise BadInput("pass --run-dir or --model, not both")
+    model_path = model_path or resolve_run_dir(run_dir) / "model.keras"
+    written = explain_files(images, model_path, method, class_name, out, safe_mode=not unsafe)
+    click.echo(f"wrote {len(written)} files to {written[0].parent}" if written else "wrote nothing")
+    for path in written:
+        click.echo(f"  {path.name}")
 
 
 @cli.command()

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from lenet_keras.backends import check_choices, default_backend
 from lenet_keras.errors import BadInput
-from lenet_keras.registry import get_spec
+from lenet_keras.registry import get_recipe, get_spec
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -65,6 +65,11 @@ class TrainConfig:
     warmup_epochs: int = 0
     positive_class: str = None
     early_stopping: int = 0  # patience in epochs; 0 turns it off
+    # Stop at the end of the first epoch whose validation accuracy (training accuracy
+    # without a validation split) reaches this; None: train every epoch.
+    target_accuracy: float = None
+    # The named recipe (registry.RECIPES) this run's defaults came from; None: none.
+    recipe: str = None
     data_dir: str = None
     manual_dir: str = None
     # None: XLA on the JAX backend (without it JAX runs every op eagerly), off on the
@@ -91,11 +96,16 @@ class TrainConfig:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def for_model(cls, model, **options):
-        """A config with the model's registry training defaults (``ModelSpec.train``)
-        under the given options; options that are None keep the defaults."""
+    def for_model(cls, model, recipe=None, **options):
+        """A config with the model's registry training defaults (``ModelSpec.train``),
+        then the named ``recipe``'s (registry.RECIPES), under the given options; options
+        that are None keep the defaults. ``model`` None: the recipe's, else lenet5."""
         given = {k: v for k, v in options.items() if v is not None}
-        return cls(model=model, **{**get_spec(model).train, **given})
+        settings = get_recipe(recipe) if recipe is not None else {}
+        model = model or settings.pop("model", None) or cls.model
+        settings.pop("model", None)
+        return cls(model=model, recipe=recipe,
+                   **{**get_spec(model).train, **settings, **given})
 
     # The options a registry model's recipe may change (ModelSpec.train).
     RECIPE_FIELDS = ("learning_rate", "batch_size", "augment", "label_smoothing",
@@ -103,13 +113,18 @@ class TrainConfig:
 
     def recipe_changes(self):
         """The recipe options that differ from the global defaults, e.g. "augment=flip";
-        "" when none do."""
+        "" when none do. A named recipe comes first with every value it sets, e.g.
+        "fast (model=lenet5, epochs=6, ...)"."""
         default = TrainConfig()
+        named = list(get_recipe(self.recipe)) if self.recipe else []
         changed = []
         for name in self.RECIPE_FIELDS:
             value = getattr(self, name)
-            if value != getattr(default, name):
+            if value != getattr(default, name) and name not in named:
                 changed.append(f"{name}={value}")
+        if named:
+            values = ", ".join(f"{name}={getattr(self, name)}" for name in named)
+            changed.insert(0, f"{self.recipe} ({values})")
         return ", ".join(changed)
 
     @classmethod
@@ -140,7 +155,10 @@ class TrainConfig:
     def check(self):
         """BadInput (one line, in terms of the options) for a config that cannot train.
         No TensorFlow needed: the CLI calls this before anything heavy is imported."""
+        if not isinstance(self.model, str):
+            raise BadInput(f"model must be a registry name, got {self.model!r}")
         spec = get_spec(self.model)
+        self._check_types()
         check_choices(self.backend or default_backend(), self.distribute, self.precision)
         for name in ("epochs", "batch_size", "steps_per_execution"):
             value = getattr(self, name)
@@ -174,8 +192,37 @@ class TrainConfig:
             raise BadInput(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.weight_decay < 0 or self.warmup_epochs < 0:
             raise BadInput("weight_decay and warmup_epochs must be >= 0")
+        if self.recipe is not None:
+            get_recipe(self.recipe)
+        target = self.target_accuracy
+        if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
+                                   or not 0 < target <= 1):
+            raise BadInput(f"target_accuracy must be a number in (0, 1], got {target!r}")
         check_model_args(self.model_args)
         return self
+
+    # Fields that hold text (or None), whole numbers and numbers: config.json may be
+    # edited by hand, and a wrong type must fail here, not deep inside export.
+    # (Options with a fixed set of values are checked against it below.)
+    TEXT_FIELDS = ("dataset", "data_dir", "manual_dir", "positive_class", "recipe")
+    INT_FIELDS = ("seed", "image_size", "early_stopping", "warmup_epochs")
+    NUMBER_FIELDS = ("learning_rate", "momentum", "val_split", "label_smoothing", "weight_decay")
+
+    def _check_types(self):
+        for name in self.TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise BadInput(f"{name} must be text, got {value!r}")
+        for name in self.INT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise BadInput(f"{name} must be a whole number, got {value!r}")
+        for name in self.NUMBER_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise BadInput(f"{name} must be a finite number, got {value!r}")
+        if self.jit_compile is not None and not isinstance(self.jit_compile, bool):
+            raise BadInput(f"jit_compile must be true, false or null, got {self.jit_compile!r}")
 
     def resolved(self):
         """This config with backend and jit_compile decided (as config.json records them)."""

@@ -18,6 +18,10 @@ table (``formats.FORMATS``) names: each writes one format's file into the stagin
   to 3.8x (Intel) faster; folding C3's column pairs (6 -> 12 channels) makes it another
   1.35x faster on the Intel Xeon; float formats fold pairs of C1's columns (1.2-1.3x
   faster). Same arithmetic.
+- int8 graphs take average pools (lenet1; lenet5_classic's Subsampling) as 2x2 stride-2
+  depthwise convolutions (``pools_as_depthwise``): XNNPACK has no int8 AVERAGE_POOL_2D,
+  so each pool cut the graph into another partition (int8 1.30x / 1.15x float32's time,
+  now 0.52x / 0.50x on an AMD EPYC). Same arithmetic; float formats keep their pools.
 - Rescaling (x/255) and the 28->32 zero padding are folded into that first convolution
   (its weights scaled, VALID padding on 32 becomes SAME on 28), so they cost nothing and
   the int8 input is raw pixels: scale 1, zero point -128.
@@ -263,11 +267,56 @@ def space_to_depth_stem(model, factor=FOLD_FLOAT_FACTOR):
     return fold_columns(model, {first: factor}) if first else model
 
 
-def tflite_graph(model, check_images, plan):
-    """(graph, plan used) for a TFLite conversion: ``fold_columns(model, plan)`` when it
-    reproduces the model's probabilities on ``check_images`` (to 1e-5), else
-    ``(model, {})``."""
+def pools_as_depthwise(model):
+    """An equivalent model whose average pools are depthwise convolutions (for int8).
+
+    Each AveragePooling2D, and lenet5_classic's Subsampling (average x coefficient + bias,
+    then its activation), becomes a DepthwiseConv2D of the pool's size and stride with
+    weights coefficient / area (and the bias): the same sums. Why: XNNPACK (LiteRT 2.3)
+    does not take int8 AVERAGE_POOL_2D; each pool ran in LiteRT's reference kernel and
+    split the int8 graph into 3 XNNPACK partitions, so int8 lenet1 and lenet5_classic
+    were 1.30x and 1.15x float32's time on AMD EPYC. Folded and rewritten: 0.52x and 0.51x
+    (benchmarks/int8_partitions.py, docs/SPEED.md). ``model`` must be a chain, as
+    ``fold_columns`` leaves one (its layers, in order, each feeding the next; a folded
+    model reuses the original's pools, so ``_linear_chain`` cannot tell); it is returned
+    unchanged when it has no average pool.
+    """
+    keras = import_keras()
+    from lenet_keras.models import Subsampling
+
+    pools = (keras.layers.AveragePooling2D, Subsampling)
+    layers = model.layers
+    if not any(isinstance(layer, pools) for layer in layers):
+        return model
+    x = inputs = keras.Input(model.input_shape[1:], name=model.inputs[0].name)
+    for layer in layers[1:]:
+        size = getattr(layer, "pool_size", None)
+        size = tuple((size, size) if isinstance(size, int) else size or ())
+        # A "same" pool averages over the pixels inside only, a convolution over zeros too.
+        if (not isinstance(layer, pools) or getattr(layer, "padding", "valid") != "valid"
+                or tuple(getattr(layer, "strides", None) or size) != size):
+            x = layer(x)
+            continue
+        subsampling = isinstance(layer, Subsampling)
+        channels = x.shape[-1]
+        coefficient = _as_array(layer.coefficient) if subsampling else np.ones(channels, np.float32)
+        conv = keras.layers.DepthwiseConv2D(
+            size, strides=size, use_bias=subsampling,
+            activation=layer.activation if subsampling else None, name=f"{layer.name}_depthwise")
+        x = conv(x)
+        kernel = np.broadcast_to(coefficient / (size[0] * size[1]), (*size, channels))
+        conv.set_weights([kernel.reshape(*size, channels, 1).astype(np.float32)]
+                         + ([_as_array(layer.bias)] if subsampling else []))
+    return keras.Model(inputs, x, name=model.name)
+
+
+def tflite_graph(model, check_images, plan, pools=False):
+    """(graph, plan used) for a TFLite conversion: ``fold_columns(model, plan)`` (then,
+    with ``pools``, ``pools_as_depthwise``) when it reproduces the model's probabilities
+    on ``check_images`` (to 1e-5), else ``(model, {})``."""
     rewritten = fold_columns(model, plan)
+    if pools and _linear_chain(model) is not None:  # then the folded model is one too
+        rewritten = pools_as_depthwise(rewritten)
     if rewritten is model:
         return model, {}
     difference = np.max(np.abs(np.asarray(model.predict(check_images, verbose=0))
@@ -308,7 +357,7 @@ def _unsupported_ops(message):
     return ops
 
 
-def convert_tflite(saved_model_dir, kind, representative=None):
+def convert_tflite(saved_model_dir, kind, representative=None, io_types=("int8", "int8")):
     """Convert a SavedModel to .tflite bytes.
 
     Args:
@@ -317,6 +366,9 @@ def convert_tflite(saved_model_dir, kind, representative=None):
             "int8" (full integer with int8 input and output).
         representative: for "int8", a callable returning an iterator of ``[image]`` lists
             (float32 [1,H,W,C] raw pixels) used to calibrate activation ranges.
+        io_types: for "int8", the (input, output) dtypes: ("int8", "int8") for the int8
+            file, ("uint8", "float32") for the web page's (LiteRT.js tensors are float32,
+            int32 or uint8; the ops inside are the same int8 ones).
 
     Raises:
         BadInput: the model needs ops that are not TFLite builtins.
@@ -339,8 +391,8 @@ def convert_tflite(saved_model_dir, kind, representative=None):
         converter.representative_dataset = representative
         # Every op integer-only (fails rather than silently falling back to float).
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.inference_input_type = getattr(tf, io_types[0])
+        converter.inference_output_type = getattr(tf, io_types[1])
         # Per-channel scales for convolutions, one scale per dense layer: per-channel
         # parameters cost 24 bytes per output channel (weights and bias), ~7% of a
         # LeNet-5 file, and bought no accuracy on Fashion-MNIST (0.8778 vs 0.8786).
@@ -378,36 +430,55 @@ def saved_model_file(job, fmt):
     return path, {}
 
 
-def _tflite_source(job, plan):
-    """(SavedModel folder, plan used) of the model with ``plan``'s columns folded and a
-    static batch of one image (both for XNNPACK); one per distinct plan, shared by the
-    formats that fold alike."""
-    key = tuple(sorted(plan.items()))
+def _tflite_source(job, plan, pools=False):
+    """(SavedModel folder, plan used) of the model with ``plan``'s columns folded (and,
+    with ``pools``, its average pools as depthwise convolutions) and a static batch of one
+    image (all for XNNPACK); one per distinct rewrite, shared by the formats alike."""
+    key = (tuple(sorted(plan.items())), pools)
     if key not in job.graphs:
-        graph, used = tflite_graph(job.model, job.x_test[:256], plan)
+        graph, used = tflite_graph(job.model, job.x_test[:256], plan, pools)
         job.graphs[key] = (job.sources / f"graph{len(job.graphs)}", used)
         export_saved_model(graph, job.graphs[key][0], batch_size=1)
     return job.graphs[key]
+
+
+def representative_images(job, name):
+    """The calibration images as the converter wants them (a callable returning an
+    iterator of [float32 [1,H,W,C]] lists), with a progress bar."""
+    def representative():
+        with job.progress_bar(len(job.calibration), f"calibrating {name}") as bar:
+            for image in job.calibration:
+                bar.update(1)
+                yield [image[None].astype(np.float32)]
+
+    return representative
 
 
 def tflite_file(job, fmt):
     """model_<kind>.tflite with its metadata; reports which columns were folded."""
     from lenet_keras.metadata import add_metadata
 
-    source, used = _tflite_source(job, fold_plan(job.model, fmt.name))
-    representative = None
-    if fmt.calibrated:
-        def representative():
-            with job.progress_bar(len(job.calibration), f"calibrating {fmt.name}") as bar:
-                for image in job.calibration:
-                    bar.update(1)
-                    yield [image[None].astype(np.float32)]
-
+    # int8 only: float32 XNNPACK takes AVERAGE_POOL_2D (see pools_as_depthwise).
+    source, used = _tflite_source(job, fold_plan(job.model, fmt.name), fmt.name == "int8")
+    representative = representative_images(job, fmt.name) if fmt.calibrated else None
     path = job.staging / fmt.file
     path.write_bytes(add_metadata(convert_tflite(source, fmt.name, representative),
                                   **job.describe))
     # {convolution: columns folded into channels}, see fold_columns
     return path, {"folded_columns": used}
+
+
+def web_model_bytes(job):
+    """The model file of the web page (export --web): the int8 file's ops and
+    calibration (same source graph, same images, so the same int8 numbers) behind a
+    uint8 input of raw pixels and a float32 output of probabilities, with its metadata.
+    LiteRT.js cannot take or give int8 tensors."""
+    from lenet_keras.metadata import add_metadata
+
+    source, used = _tflite_source(job, fold_plan(job.model, "int8"), pools=True)
+    content = convert_tflite(source, "int8", representative_images(job, "web"),
+                             io_types=("uint8", "float32"))
+    return add_metadata(content, **job.describe), used
 
 
 def mediapipe_file(job, fmt):

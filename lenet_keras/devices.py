@@ -33,11 +33,12 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from lenet_keras.backends import (
-    BACKENDS, INSTALL_HINTS, PROCESS_ENV, active_backend, cpu_device_count, module_available,
-    multi_process,
+    BACKENDS, INSTALL_HINTS, JOIN_TIMEOUT_ENV, PROCESS_ENV, active_backend, coordinator_address,
+    cpu_device_count, join_timeout, module_available, multi_process, process_index_from_env,
 )
 from lenet_keras.errors import BadInput, first_line, write_atomic
 from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
+from lenet_keras.runs import SHARED_MARK
 from lenet_keras.sources import source_kind
 
 def select_backend(name):
@@ -216,12 +217,41 @@ def _join_processes(keras):
 
     if jax.distributed.is_initialized():
         return
+    if process_index_from_env() != 0:
+        _wait_for_coordinator()
     try:
         with native_output_captured("joining the other processes"):
             keras.distribution.initialize()
     except (RuntimeError, ValueError) as error:
         raise BadInput(f"cannot join the other processes ({', '.join(PROCESS_ENV)}): "
                        f"{first_line(error)}") from None
+
+
+def _wait_for_coordinator():
+    """Wait (saying so, once) until process 0 accepts connections, at most join_timeout()
+    seconds: JAX's own client waited 5 minutes in silence, then aborted (SIGABRT)."""
+    import socket
+    import time
+
+    host, port = coordinator_address()
+    timeout = join_timeout()
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            return
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+        if time.monotonic() >= deadline:
+            raise BadInput(f"process 0 (the coordinator at {host}:{port}) did not answer within "
+                           f"{timeout} s ({reason}); start it, check KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+                           f"or wait longer with {JOIN_TIMEOUT_ENV}=SECONDS")
+        if not said:
+            print(f"waiting up to {timeout} s for process 0 (the coordinator) at {host}:{port} ...",
+                  file=sys.stderr, flush=True)
+            said = True
+        time.sleep(1)
 
 
 def barrier(name):
@@ -269,11 +299,6 @@ def plain_float32():
 # ---------------------------------------------------------------------------------------
 # Which process writes the run folder (multi-process data-parallel runs)
 # ---------------------------------------------------------------------------------------
-
-# A run directory written by process 0 of a multi-process run holds this file, with a
-# number all processes of that run agree on: a process that finds it in its own
-# --run-dir shares the directory with process 0 and leaves the writing to it.
-SHARED_MARK = ".process0"
 
 
 def run_token(placement):

@@ -46,6 +46,8 @@ class Evaluation:
     sample_indices: np.ndarray  # [S] indices into labels of the images in sample_images
     sample_images: np.ndarray  # [S, H, W, C] uint8
     skipped_files: list = field(default_factory=list)  # unreadable files of the test source
+    # evaluate --explain N: {"method", "indices" [N], "images" [N,H,W,C], "maps" [N,H,W]}
+    explained: dict = None
 
     @property
     def predictions(self):
@@ -194,13 +196,50 @@ def predict(model, dataset, keep=()):
     return np.concatenate(labels), np.concatenate(probabilities), images
 
 
-def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS, safe_mode=True):
+def images_at(dataset, indices):
+    """The images [len(indices), H, W, C] (float32 raw pixels) at sorted ``indices`` of
+    a dataset of (images, labels) batches."""
+    indices = np.asarray(indices, np.int64)
+    kept, seen = [], 0
+    for images, batch_labels in dataset:
+        count = len(np.asarray(batch_labels))
+        wanted = indices[(indices >= seen) & (indices < seen + count)] - seen
+        if len(wanted):
+            kept.append(np.asarray(images, np.float32)[wanted])
+        seen += count
+    return np.concatenate(kept)
+
+
+def explain_some(model, dataset, labels, predictions, count, seed):
+    """Heat maps of ``count`` test images, mistakes first (each group in a seeded random
+    order): Grad-CAM, or saliency for a model without convolutions."""
+    from lenet_keras.explaining import gradcam_stage, heatmaps, _keras_forward
+
+    order = np.random.default_rng(seed).permutation(len(labels))
+    wrong = labels[order] != predictions[order]
+    chosen = np.concatenate([order[wrong], order[~wrong]])[:count]
+    try:
+        gradcam_stage(model)
+        method = "gradcam"
+    except BadInput:
+        method = "saliency"
+    by_position = np.sort(chosen)
+    images = images_at(dataset, by_position)
+    maps = heatmaps(model, _keras_forward(model), images, method, predictions[by_position])
+    # back in the chosen order: mistakes first
+    where = np.searchsorted(by_position, chosen)
+    return {"method": method, "indices": chosen, "images": images[where], "maps": maps[where]}
+
+
+def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS, safe_mode=True,
+                 explain=0):
     """Evaluate a run's model.keras on its test split (or on ``dataset``'s).
 
     Args:
         run_dir: a run directory made by ``train``.
         dataset: another source with the same class names (any order), or None.
         samples: how many test images (seeded choice) to keep for a sample grid.
+        explain: how many test images (mistakes first) get a heat map (explained.png).
 
     Returns:
         An Evaluation. Raises BadInput for a run without a model or a dataset whose
@@ -223,15 +262,21 @@ def evaluate_run(run_dir, dataset=None, samples=SAMPLE_ROWS * SAMPLE_COLS, safe_
 
     keep = np.random.default_rng(config.seed).choice(count, min(samples, count), replace=False)
     labels, probabilities, images = predict(model, data, keep)
+    explained = None
+    if explain:
+        explained = explain_some(model, data, remap[labels], probabilities.argmax(axis=1),
+                                 min(explain, count), config.seed)
     return Evaluation(
         run_dir=run_dir, model_name=config.model, dataset_name=name,
         class_names=list(run_classes), labels=remap[labels], probabilities=probabilities,
         sample_indices=np.sort(keep), sample_images=images, skipped_files=list(skipped),
+        explained=explained,
     )
 
 
 def write_figures(result, out_dir=None):
-    """confusion_matrix.png and samples.png for an Evaluation; returns their paths."""
+    """confusion_matrix.png, samples.png (and explained.png when the evaluation has heat
+    maps) for an Evaluation; returns their paths."""
     out_dir = Path(out_dir or result.run_dir)
     title = f"{result.model_name} on {result.dataset_name}"
     confusion_path = out_dir / "confusion_matrix.png"
@@ -246,4 +291,15 @@ def write_figures(result, out_dir=None):
         result.predictions[result.sample_indices], result.class_names, samples_path,
         title=f"Test images: {title}", columns=SAMPLE_COLS,
     )
-    return confusion_path, samples_path
+    if result.explained is None:
+        return confusion_path, samples_path
+    from lenet_keras.explaining import TITLES, plot_explained
+
+    shown, explained_path = result.explained, out_dir / "explained.png"
+    index = shown["indices"]
+    predicted = result.predictions[index]
+    plot_explained(shown["images"], shown["maps"], result.labels[index], predicted,
+                   result.probabilities[index, predicted], result.class_names, explained_path,
+                   title=f"{TITLES[shown['method']]} of the predicted class: {title}",
+                   columns=SAMPLE_COLS)
+    return confusion_path, samples_path, explained_path

@@ -41,14 +41,15 @@ from typing import Callable
 
 import numpy as np
 
+from lenet_keras.devices import select_backend
 from lenet_keras.errors import BadInput
-from lenet_keras.exports import (  # noqa: F401  MARKER, EXPORTS_ROOT: imported from here too
-    EXPORTS_ROOT, MARKER, check_destination, default_export_dir, make_staging_dir, publish,
+from lenet_keras.exports import (
+    check_destination, default_export_dir, make_staging_dir, publish,
 )
 from lenet_keras.formats import TFLITE_FORMATS, get, select
 from lenet_keras.pipelines import evaluation_batches
 from lenet_keras.quiet import import_keras, import_tensorflow
-from lenet_keras.runs import load_config, load_model, read_labels
+from lenet_keras.runs import check_not_training, load_config, load_model, read_labels
 
 # A few hundred images pin down every activation range of a LeNet; more only costs time.
 DEFAULT_CALIBRATION_SAMPLES = 300
@@ -211,12 +212,8 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
         installed, a corrupt model, an unwritable destination, a model that needs
         non-builtin ops.
     """
-    run_dir = Path(run_dir)
-    model_path = run_dir / "model.keras"
-    if not model_path.is_file():
-        raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
-    if calibration_samples < 1:
-        raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    run_dir, model_path = Path(run_dir), Path(run_dir) / "model.keras"
+    _check_run(run_dir, calibration_samples)
     plan = select((*formats, *(("micro",) if micro else ())))
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
     check_destination(out)  # before the model loads: a user's folder costs one line
@@ -246,6 +243,18 @@ def export_run(run_dir, out_dir=None, formats=TFLITE_FORMATS,
     return report
 
 
+def _check_run(run_dir, calibration_samples):
+    """What export checks of a run before it loads anything."""
+    check_not_training(run_dir)  # its model.keras is a half-trained epoch's
+    if not (run_dir / "model.keras").is_file():
+        raise BadInput(f"run '{run_dir}' has no model.keras yet; finish training it first")
+    if calibration_samples < 1:
+        raise BadInput(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    load_config(run_dir)  # a hand-edited config.json fails here, before anything is written
+    # SavedModel and LiteRT need Keras on TensorFlow, whatever KERAS_BACKEND says.
+    select_backend("tensorflow")
+
+
 def _export_into(staging, model, run_dir, plan, calibration_samples, latency_number,
                  progress, log, safe_mode):
     """Write every file of the export into ``staging``; returns the report."""
@@ -254,6 +263,12 @@ def _export_into(staging, model, run_dir, plan, calibration_samples, latency_num
     x_test, y_test = dataset_arrays(test)
     if len(x_test) == 0:
         raise BadInput(f"the run's dataset '{dataset}' has no test images to verify against")
+    expected = tuple(int(d) for d in model.input_shape[1:])
+    if tuple(x_test.shape[1:]) != expected:
+        shown = lambda shape: "x".join(map(str, shape))  # noqa: E731
+        raise BadInput(f"'{run_dir / 'config.json'}' gives {shown(x_test.shape[1:])} images "
+                       f"(image_size, color) but model.keras takes {shown(expected)}; "
+                       "was config.json edited?")
     log(f"exporting {config.model} from {run_dir}: verifying on {len(x_test)} test images "
         f"of {dataset}")
     calibration = None

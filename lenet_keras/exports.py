@@ -19,9 +19,14 @@ from lenet_keras.formats import SERVE_ORDER
 EXPORTS_ROOT = Path("exports")
 
 
+# TensorFlow reads a SavedModel's variables path as a glob: an export path never holds these.
+GLOB_CHARACTERS = "[]*?\\"
+
+
 def default_export_dir(run_dir, root=EXPORTS_ROOT):
-    """exports/<run-name>/"""
-    return Path(root) / Path(run_dir).resolve().name
+    """exports/<run-name>/ (wildcard characters of the run's name as '_')."""
+    name = Path(run_dir).resolve().name
+    return Path(root) / "".join("_" if c in GLOB_CHARACTERS else c for c in name)
 
 
 def latest_export_dir(root=EXPORTS_ROOT):
@@ -83,6 +88,10 @@ def check_destination(out):
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise BadInput(f"--out '{out}' exists and is not an export directory; choose another --out")
     check_output_dir(out, option="--out", longest="saved_model/variables/variables.data-00000-of-00001")
+    wildcards = sorted({c for c in os.path.abspath(out) if c in GLOB_CHARACTERS})
+    if wildcards:
+        raise BadInput(f"--out '{out}' holds {' '.join(wildcards)}, which TensorFlow reads as "
+                       "wildcards in a SavedModel's path; choose a folder without them")
     if out.exists() and any(out.iterdir()):
         marker, foreign = _read_marker(out), _foreign_entries(out)
         if marker is None:

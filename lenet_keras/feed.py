@@ -81,8 +81,14 @@ class ArrayBatches(keras.utils.PyDataset):
         return images, labels
 
     def on_epoch_end(self):
-        self.epoch += 1
-        self._order = self._permutation()
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch):
+        """Shuffle as epoch ``epoch`` (training calls this as each epoch begins, so a
+        resumed run replays the permutations of the epochs it resumes)."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._order = self._permutation()
 
     @property
     def num_images(self):
@@ -102,8 +108,8 @@ def feed_bundle(prepared, *, batch_size=128, augment=None, seed=42, shard=(0, 1)
                             seed=seed, shard=shard, multiple=multiple)
 
     val = batches(prepared.x_val, prepared.y_val) if len(prepared.x_val) else None
-    return prepared.bundle(
-        train=batches(prepared.x_train, prepared.y_train, training=True),
-        val=val,
-        test=ArrayBatches(prepared.x_test, prepared.y_test, batch_size),
-    )
+    train = batches(prepared.x_train, prepared.y_train, training=True)
+    bundle = prepared.bundle(train=train, val=val,
+                             test=ArrayBatches(prepared.x_test, prepared.y_test, batch_size))
+    bundle.set_epoch = train.set_epoch
+    return bundle

@@ -10,7 +10,7 @@ Adding a format is one row here plus its converter function (``convert.py``), an
 runtime class (``runtimes.py``) if no existing one runs it.
 
     >>> [f.name for f in FORMATS]
-    ['keras', 'saved_model', 'float32', 'dynamic', 'float16', 'int8', 'mediapipe', 'onnx', 'micro']
+    ['keras', 'saved_model', 'float32', 'dynamic', 'float16', 'int8', 'mediapipe', 'onnx', 'web', 'micro']
     >>> for_path("exports/run/model_int8.tflite").predictor
     <class 'lenet_keras.runtimes.TFLiteModel'>
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from lenet_keras import convert, micro, runtimes
+from lenet_keras import convert, micro, runtimes, web
 from lenet_keras.errors import BadInput
 
 
@@ -111,6 +111,12 @@ FORMATS = (
            'Also write model.onnx (ONNX Runtime; needs pip install "lenet-keras[onnx]").',
            choice=True, flag="--onnx", timing_note="ONNX Runtime, 1 thread", serve_rank=5,
            pooled=True, packages=("onnx", "onnxruntime", "tf2onnx"), extra="onnx"),
+    Format("web", "web/model.tflite", web.web_app, runtimes.TFLiteModel, "litert",
+           "Also write web/: a page that classifies in the browser with LiteRT.js, offline "
+           "and installable, for any static host (its model: int8 inside, uint8 in).",
+           flag="--web", calibrated=True, pooled=True,
+           quantization="full-integer int8 (uint8 in, float32 out)",
+           timing_note="LiteRT, 1 thread (the page runs the same file with LiteRT.js)"),
     Format("micro", "model_int8.cc", micro.micro_files, None, "tflite-micro",
            "Also write model_int8.cc/.h (the int8 file as a C array) and micro_ops.txt for "
            "TensorFlow Lite Micro, with the arena measured (implies int8).",
@@ -186,10 +192,11 @@ def select(names=()):
 
 
 def named(path):
-    """The format whose export file is ``path``'s name (model_int8.tflite -> int8), else
-    None."""
-    name = Path(path).name
-    return next((fmt for fmt in FORMATS if fmt.file == name), None)
+    """The format whose export file ``path`` is (model_int8.tflite -> int8,
+    .../web/model.tflite -> web), else None."""
+    parts = Path(path).parts
+    return next((fmt for fmt in FORMATS
+                 if parts[-len(Path(fmt.file).parts):] == Path(fmt.file).parts), None)
 
 
 def for_path(path):

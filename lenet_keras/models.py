@@ -16,8 +16,11 @@ dataset's size, grayscale or RGB. Scaling, and the paper's zero padding of 28x28
 import inspect
 
 import keras
+import numpy as np
 from keras import layers, ops
 
+from lenet_keras.checks import MAX_CLASSES
+from lenet_keras.config import MAX_IMAGE_SIZE
 from lenet_keras.errors import BadInput
 from lenet_keras.registry import builder_name, check_input
 
@@ -415,6 +418,7 @@ def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
         BadInput (a ValueError): unknown name or builder argument, an image too small for
         the model, or fewer than 2 classes.
     """
+    input_shape, num_classes = _checked_arguments(name, input_shape, num_classes, kwargs)
     spec = check_input(name, input_shape, num_classes)
     builder = globals()[builder_name(spec)]
     accepted = list(inspect.signature(builder).parameters)[2:]
@@ -423,6 +427,38 @@ def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
         takes = ", ".join(accepted) or "no arguments"
         raise BadInput(f"model {name} takes no argument {unknown[0]!r}; it takes: {takes}")
     return builder(tuple(input_shape), num_classes, **{**spec.kwargs, **kwargs})
+
+
+def _whole(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _checked_arguments(name, input_shape, num_classes, kwargs):
+    """BadInput (one line) for arguments no builder can take: a shape that is not
+    (H, W, C) of sizes 1..MAX_IMAGE_SIZE with 1 or 3 channels (10000x10000x3 tried to
+    allocate 48 GB), a class count outside 2..MAX_CLASSES, a size argument <= 0."""
+    if not isinstance(name, str):
+        raise BadInput(f"model name must be a registry name (text), got {name!r:.60}")
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if (shape is None or len(shape) != 3 or not all(_whole(d) for d in shape)
+            or not all(1 <= d <= MAX_IMAGE_SIZE for d in shape[:2]) or shape[2] not in (1, 3)):
+        raise BadInput(f"input_shape must be (height, width, channels) with sizes 1-{MAX_IMAGE_SIZE} "
+                       f"and 1 or 3 channels, got {input_shape!r:.60}")
+    if not _whole(num_classes) or not 2 <= num_classes <= MAX_CLASSES:
+        raise BadInput(f"num_classes must be a whole number from 2 to {MAX_CLASSES:,}, "
+                       f"got {num_classes!r:.60}")
+    for key, value in kwargs.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float, np.number)) for v in values):
+            continue  # non-numbers: the builder says what it takes
+        low_ok = (lambda v: 0 <= v < 1) if key == "dropout" else (lambda v: v > 0)
+        if not values or not all(np.isfinite(v) and low_ok(v) for v in values):
+            rule = "in [0, 1)" if key == "dropout" else "positive"
+            raise BadInput(f"model {name}: {key} must be {rule}, got {value!r:.60}")
+    return tuple(int(d) for d in shape), int(num_classes)
 
 
 def count_params(name, input_shape=(32, 32, 1), num_classes=10):

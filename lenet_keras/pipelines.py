@@ -51,6 +51,9 @@ class DatasetBundle:
     num_test: int
     class_weight: dict = None
     skipped_files: list = field(default_factory=list)
+    # Called with each epoch's index as it begins: the training shuffle of epoch e is
+    # fixed by (seed, e), also after a resume. None: a source that cannot (TFDS).
+    set_epoch: object = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -183,12 +186,16 @@ def prepare_arrays(config):
 # ---------------------------------------------------------------------------------------
 
 
-def _index_batches(num, batch_size, training, seed):
+def _index_batches(num, batch_size, training, seed, epoch=None):
     """Batches of example indices; for training, reshuffled each epoch (seeded) and
     without a ragged last batch.
 
     The training permutation is drawn and cut into batches with whole-tensor ops: a
     shuffle buffer of single indices made the whole pipeline about half as fast.
+    Epoch e's permutation is fixed by (seed, e), as in ``feed.ArrayBatches``: ``epoch``
+    (an int64 tf.Variable; the bundle's ``set_epoch`` sets it as each epoch begins) is
+    read when a pass starts and counts the passes, so a resumed run replays the shuffles
+    of the epochs it resumes (``Dataset.random`` restarted from epoch 1's).
     """
     tf = import_tensorflow()
 
@@ -208,8 +215,10 @@ def _index_batches(num, batch_size, training, seed):
         return tf.random.experimental.stateless_shuffle(
             tf.range(num, dtype=tf.int64), seed=tf.stack([epoch_seed, tf.constant(seed, tf.int64)]))
 
-    # One new random seed per pass over the dataset (epoch), fixed by ``seed``.
-    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    epoch = epoch if epoch is not None else tf.Variable(0, dtype=tf.int64, trainable=False)
+    # The pass's epoch; the next pass (without set_epoch: a plain loop) takes the next one.
+    epoch_seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
+        lambda _: epoch.assign_add(1) - 1)
     batches = epoch_seeds.flat_map(lambda epoch_seed: cut(permutation(epoch_seed)))
     # flat_map hides the length; Keras needs it for steps per epoch and progress bars.
     return batches.apply(tf.data.experimental.assert_cardinality(full + (1 if rest else 0)))
@@ -225,8 +234,9 @@ def _augmented(dataset, augment):
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def array_pipeline(x, y, batch_size, training=False, augment=None, seed=42):
-    """A tf.data pipeline over in-memory arrays; ``augment`` is an ``augmenter`` or None.
+def array_pipeline(x, y, batch_size, training=False, augment=None, seed=42, epoch=None):
+    """A tf.data pipeline over in-memory arrays; ``augment`` is an ``augmenter`` or None;
+    ``epoch`` the training shuffle's epoch variable (see ``_index_batches``).
 
     Shuffles indices rather than images and gathers whole batches, so the pipeline costs
     a few vectorised ops per batch instead of per image.
@@ -235,7 +245,7 @@ def array_pipeline(x, y, batch_size, training=False, augment=None, seed=42):
 
     images = tf.constant(x)
     labels = tf.constant(y)
-    dataset = _index_batches(len(x), batch_size, training, seed).map(
+    dataset = _index_batches(len(x), batch_size, training, seed, epoch).map(
         lambda i: (tf.cast(tf.gather(images, i), tf.float32), tf.gather(labels, i)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
@@ -379,13 +389,16 @@ def build_batches(config, prepared, placement=None):
     with plain_float32():  # augmentation layers compute in float32 whatever the policy
         augment = augmenter(config.augment, prepared.image_shape[-1], config.seed)
     if active_backend() == "tensorflow":
+        tf = import_tensorflow()
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         bundle = prepared.bundle(
             train=array_pipeline(prepared.x_train, prepared.y_train, config.batch_size,
-                                 True, augment, config.seed),
+                                 True, augment, config.seed, epoch),
             val=(array_pipeline(prepared.x_val, prepared.y_val, config.batch_size)
                  if len(prepared.x_val) else None),
             test=array_pipeline(prepared.x_test, prepared.y_test, config.batch_size),
         )
+        bundle.set_epoch = epoch.assign
         if placement is not None and placement.strategy is not None:
             _one_worker(bundle)
         return bundle

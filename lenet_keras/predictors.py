@@ -17,17 +17,13 @@ and zero point.
 """
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 
 from lenet_keras.errors import BadInput, first_line
 from lenet_keras.formats import for_path, model_kinds, require
-# The runtimes, importable from here as before.
-from lenet_keras.runtimes import (  # noqa: F401
-    KerasPredictor, OnnxModel, SavedModelPredictor, TFLiteModel, dequantize,
-    foreign_saved_model_ops, quantize,
-)
 
 
 # ---------------------------------------------------------------------------------------
@@ -55,9 +51,13 @@ def load_predictor(path, safe_mode=True):
     ``predict(images) -> probabilities``. Raises BadInput for a missing, unknown or
     corrupt model, or one whose runtime is not installed.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise BadInput(f"model must be a path to a model file, got {type(path).__name__}")
     path = Path(path)
     if not path.exists():
         raise BadInput(f"model '{path}' does not exist")
+    if not path.is_dir() and not path.is_file():  # a FIFO would block the read forever
+        raise BadInput(f"model '{path}' is not a regular file (a pipe, socket or device)")
     if path.is_dir() and not (path / "saved_model.pb").is_file():
         raise BadInput(f"'{path}' is a directory but not a SavedModel "
                        "(no saved_model.pb); pass a .keras, .tflite or saved_model/")
@@ -91,9 +91,18 @@ def load_predictor(path, safe_mode=True):
 def read_image(path, input_shape):
     """An image file -> float32 raw pixels [H,W,C] at the model's input size and
     channel count (BadInput when it cannot be read)."""
-    if not Path(path).is_file():
-        raise BadInput(f"image '{path}' does not exist")
-    return decode_image(path, input_shape, name=f"image '{path}'")
+    shown = printable_path(path)
+    return decode_image(path, input_shape, name=f"image '{shown}'" if shown == str(path)
+                        else f"image {shown}")
+
+
+def printable_path(path):
+    """A path as one line of output: as it is, or repr-escaped when it holds a line break
+    or another control character (a file name may hold any byte but '/')."""
+    text = str(path)
+    if any(ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029\x85" for c in text):
+        return repr(text)
+    return text
 
 
 def decode_image(source, input_shape, name="image"):
@@ -131,6 +140,22 @@ def default_model_path():
     return path
 
 
+def _check_paths(paths):
+    """A list of image paths: one path (str or Path) counts as a list of one, not as its
+    characters."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths]
+    try:
+        paths = list(paths)
+    except TypeError:
+        raise BadInput(f"paths must be image paths (a list, or one path), got "
+                       f"{type(paths).__name__}") from None
+    for path in paths:
+        if not isinstance(path, (str, os.PathLike)):
+            raise BadInput(f"paths must hold file paths, got a {type(path).__name__}: {path!r:.60}")
+    return paths
+
+
 def predict_files(paths, model=None, top=1, safe_mode=True, on_error=None):
     """Classify image files with any form of model.
 
@@ -149,12 +174,22 @@ def predict_files(paths, model=None, top=1, safe_mode=True, on_error=None):
     Example:
         >>> predict_files(["shirt.png"], "exports/run/model_int8.tflite", top=3)
     """
-    if model is None or isinstance(model, (str, Path)):
+    from lenet_keras.quiet import native_output_captured
+
+    paths = _check_paths(paths)
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise BadInput(f"top must be a positive integer, got {top!r}")
+    if model is None or isinstance(model, (str, os.PathLike)):
         model = load_predictor(model if model is not None else default_model_path(), safe_mode)
+    elif not (hasattr(model, "predict") and hasattr(model, "input_shape")):
+        raise BadInput(f"model must be a model path or a predictor from load_predictor, "
+                       f"got {type(model).__name__}")
     readable, pixels = [], []
     for path in paths:
         try:
-            pixels.append(read_image(path, model.input_shape))
+            # libtiff prints warnings from C on stderr: kept out of predict's output lines.
+            with native_output_captured("reading an image"):
+                pixels.append(read_image(path, model.input_shape))
             readable.append(path)
         except BadInput as error:
             if on_error is None:

@@ -18,7 +18,9 @@ import sys
 import tempfile
 from contextlib import contextmanager
 
-from lenet_keras.backends import configure_tensorflow_devices, mark_tensorflow_broken, tensorflow_available
+from lenet_keras.backends import (
+    configure_tensorflow_devices, default_backend, mark_tensorflow_broken, tensorflow_available,
+)
 from lenet_keras.errors import BadInput
 
 DEBUG_ENV = "LENET_KERAS_DEBUG"
@@ -89,6 +91,8 @@ def import_keras():
     leaves the GPUs to JAX or torch (backends.configure_tensorflow_devices). There, a
     TensorFlow that fails to import (a broken install, a CUDA mismatch) counts as absent.
     """
+    if "keras" not in sys.modules:
+        default_backend()  # a KERAS_BACKEND Keras does not know: one line, not its ValueError
     with native_output_captured("importing Keras"):
         import keras
 

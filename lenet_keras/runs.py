@@ -28,6 +28,20 @@ from lenet_keras.quiet import import_keras
 from lenet_keras.sources import dataset_name
 
 RUNS_ROOT = Path("runs")
+LOCK_FILE = ".lock"
+# A run directory written by process 0 of a multi-process run holds this file, with a
+# number all processes of that run agree on: a process that finds it in its own
+# --run-dir shares the directory with process 0 and leaves the writing to it.
+SHARED_MARK = ".process0"
+# What a folder holds before a run has written anything (the lock, process 0's mark): a
+# folder holding only these is still an empty run folder.
+BOOKKEEPING = (LOCK_FILE, SHARED_MARK)
+# Everything the package writes into a run folder: fit's files, evaluate's, explain's and
+# plot-history's figures, the bookkeeping. ``--overwrite`` clears these and nothing else,
+# and refuses a folder that holds anything more.
+RUN_ENTRIES = ("config.json", "labels.txt", "history.csv", "model.keras", "metrics.json",
+               "tensorboard", "backup", *BOOKKEEPING, "confusion_matrix.png",
+               "samples.png", "explained.png", "history.png")
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
 
 
@@ -81,6 +95,53 @@ def is_finished(path):
     return (Path(path) / "metrics.json").is_file()
 
 
+def _own_entry(name):
+    """One of RUN_ENTRIES, or a temporary file atomic_path left beside one of them."""
+    return name in RUN_ENTRIES or any(name.startswith(f".{entry}.") and ".tmp" in name
+                                      for entry in RUN_ENTRIES)
+
+
+def foreign_entries(run_dir):
+    """Names in ``run_dir`` that the package never writes (a project's .git, sources...)."""
+    return sorted(entry.name for entry in Path(run_dir).iterdir() if not _own_entry(entry.name))
+
+
+def check_clearable(run_dir):
+    """BadInput unless ``run_dir`` is a run folder --overwrite may clear: a config.json
+    that reads as a run's, and nothing that fit, evaluate or plot-history did not write."""
+    load_config(run_dir)
+    foreign = foreign_entries(run_dir)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise BadInput(f"--overwrite refused: '{run_dir}' holds {len(foreign)} entries fit did "
+                       f"not write ({shown}); it is not only a run folder: choose another --run-dir")
+
+
+def in_progress(run_dir):
+    """True while a fit holds the run's lock (is writing it)."""
+    import fcntl
+
+    try:
+        handle = open(Path(run_dir) / LOCK_FILE)
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def check_not_training(run_dir, what="export"):
+    """BadInput while a fit is still writing ``run_dir``: its model.keras is a
+    half-trained epoch's."""
+    if in_progress(run_dir):
+        raise BadInput(f"run '{run_dir}' is still training (a fit holds its lock); wait for it "
+                       f"to finish before you {what} it, or pass another --run-dir")
+
+
 def latest_run_dir(root=RUNS_ROOT):
     """The most recently created run under root, or BadInput if there is none."""
     runs = [p for p in Path(root).glob("*") if is_run_dir(p)] if Path(root).is_dir() else []
@@ -119,7 +180,10 @@ def check_run_dir(config, run_dir, overwrite=False):
     run_dir = check_output_dir(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise BadInput(f"'{run_dir}' is a file, not a run directory; choose another --run-dir")
-    if not run_dir.exists() or not any(run_dir.iterdir()) or overwrite and is_run_dir(run_dir):
+    if not run_dir.exists() or all(e.name in BOOKKEEPING for e in run_dir.iterdir()):
+        return config
+    if overwrite and is_run_dir(run_dir):
+        check_clearable(run_dir)
         return config
     if not is_run_dir(run_dir):
         raise BadInput(f"'{run_dir}' exists and is not a run directory; choose a new --run-dir")
@@ -209,12 +273,14 @@ def write_history(run_dir, rows):
 
 
 def clear_run(run_dir):
-    """Delete everything a run wrote (keeps the lock the caller holds)."""
+    """Delete what the package wrote into a run folder (RUN_ENTRIES, keeping the lock the
+    caller holds), after checking that it holds nothing else."""
     import shutil
 
+    check_clearable(run_dir)
     for entry in Path(run_dir).iterdir():
-        if entry.name != ".lock":
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        if entry.name != LOCK_FILE and _own_entry(entry.name):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 class RunLock:
@@ -225,7 +291,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir):
-        self.path = Path(run_dir) / ".lock"
+        self.path = Path(run_dir) / LOCK_FILE
 
     def __enter__(self):
         import fcntl

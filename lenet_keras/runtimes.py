@@ -19,6 +19,7 @@ This module sits below ``formats`` (which names these classes) and ``predictors`
 """
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,24 @@ def foreign_saved_model_ops(path):
     return sorted(foreign)
 
 
+# TensorFlow reads a SavedModel's variables path as a glob pattern: these break it.
+GLOB_CHARACTERS = "[]*?\\"
+
+
+def _load_saved_model(tf, path):
+    """tf.saved_model.load, through a link with a plain name when the path holds
+    GLOB_CHARACTERS (a folder called 'run[1]' made the variables unreadable)."""
+    import tempfile
+
+    absolute = os.path.abspath(path)
+    if not any(c in absolute for c in GLOB_CHARACTERS):
+        return tf.saved_model.load(absolute)
+    with tempfile.TemporaryDirectory(prefix="lenet_keras-savedmodel-") as folder:
+        link = os.path.join(folder, "saved_model")
+        os.symlink(absolute, link)
+        return tf.saved_model.load(link)
+
+
 class SavedModelPredictor(Runtime):
     def __init__(self, path, safe_mode=True):
         tf = import_tensorflow()
@@ -284,7 +303,7 @@ class SavedModelPredictor(Runtime):
                     f"SavedModel '{path}' runs ops lenet-keras exports never use "
                     f"({', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}); pass "
                     "--unsafe only if you trust where it came from")
-        self.loaded = tf.saved_model.load(str(path))
+        self.loaded = _load_saved_model(tf, path)
         if not hasattr(self.loaded, "serve"):
             raise BadInput(f"SavedModel '{path}' has no `serve` endpoint; export it with "
                            "lenet-keras export")

@@ -9,9 +9,12 @@ Endpoints::
 
     GET  /              the page (static/index.html): choose, drop or shoot a photo
     POST /api/predict   raw image bytes or a multipart file -> {"label", "top", ...}
+    POST /api/explain   the same -> {"method", "height", "width", "heatmap": [h*w, 0-1]}
     GET  /api/model     labels, input shape and dtype, format, quantization
     GET  /healthz       {"status": "ok"}
     GET  /static/...    the page's script, style and icon (nothing outside static/)
+    GET  /app/          the export's web/ folder (export --web), when it has one: the
+                        same page running the model in the browser with LiteRT.js
 
 Why FastAPI on uvicorn: it is the stack most Python ML services use, maintained, ASGI
 (so the upload size can be checked while the body streams in, before it is all read),
@@ -31,11 +34,13 @@ The image goes through ``predictors.decode_image``, the same code ``lenet-keras 
 uses, so the page, the API and ``predict`` give the same answer for the same file.
 """
 
+import asyncio
 import json
 import logging
 import os
 import queue
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,16 +48,25 @@ from pathlib import Path
 import numpy as np
 
 from lenet_keras.errors import BadInput, first_line
-from lenet_keras.exports import (  # noqa: F401  importable from here as before
-    EXPORTS_ROOT, latest_export_dir, model_in_export,
-)
+from lenet_keras.exports import EXPORTS_ROOT, latest_export_dir, model_in_export
 from lenet_keras.formats import named
+from lenet_keras.web import CSP as APP_CSP
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB: any phone photo; refuse bigger with 413
 # A multipart body carries the file plus a few hundred bytes of headers and boundaries.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 TOP_K = 5
 MAX_POOL_SIZE = 4
+# Decoding an image may take hundreds of MB (a 50-Mpixel PNG): at most this many at once;
+# an upload waits up to DECODE_WAIT_SECONDS for a turn, then gets 503.
+MAX_CONCURRENT_DECODES = 2
+DECODE_WAIT_SECONDS = 30
+# A client that sends its body slower than this (seconds between chunks) gets 408.
+BODY_CHUNK_TIMEOUT_SECONDS = 15
+# Connections served at once (uvicorn answers 503 beyond): bounds what slow clients hold.
+MAX_CONNECTIONS = 256
+# Host names always accepted; with --host 0.0.0.0 any IP address too (see allowed_hosts).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FLOAT_TENSOR = {"dtype": "float32", "scale": 0.0, "zero_point": 0}
 # No CDN, no inline script: the page may only load what this server serves.
@@ -63,6 +77,10 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+# Under /app/: the web app's own policy (its single-threaded wasm needs no cross-origin
+# isolation, only wasm-unsafe-eval to compile), the same as its index.html's <meta>.
+APP_PATH = "/app"
+APP_HEADERS = [(b"content-security-policy", APP_CSP.encode()), *SECURITY_HEADERS[1:]]
 
 log = logging.getLogger("lenet_keras.serve")
 
@@ -117,6 +135,16 @@ def quantization(path, input_info):
     return "full-integer int8" if np.dtype(input_info["dtype"]).kind in "iu" else "none"
 
 
+def web_folder(path):
+    """The web app (export --web) beside a served model: the export's web/ folder, or the
+    folder of web/model.tflite itself; None when there is none."""
+    path = Path(path)
+    for folder in (path.parent / "web", path.parent):
+        if (folder / "index.html").is_file() and (folder / "model.json").is_file():
+            return folder
+    return None
+
+
 # ---------------------------------------------------------------------------------------
 # The verdict
 # ---------------------------------------------------------------------------------------
@@ -169,6 +197,19 @@ class PredictorPool:
             self._idle.put(predictor)
 
 
+def release_free_memory():
+    """Hand freed heap memory back to the system (glibc's malloc_trim): Pillow decodes in
+    16 MB blocks that glibc keeps in per-thread arenas, so a few big uploads left serve
+    at gigabytes of RSS long after they were answered. A no-op elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class ModelService:
     """A loaded model: ``describe()`` for /api/model, ``classify(bytes)`` for /api/predict.
 
@@ -183,6 +224,7 @@ class ModelService:
         from lenet_keras.quiet import native_output_captured
 
         self.path = Path(path)
+        self.web_dir = web_folder(self.path)
         with native_output_captured("loading the model"):  # TF's and LiteRT's C++ chatter
             first = load_predictor(self.path, safe_mode=safe_mode)
             # The table says which runtimes take one request at a time (a pool of them).
@@ -193,6 +235,7 @@ class ModelService:
             # One call on a blank image checks the model runs (and warms Keras up).
             num_classes = first.predict(np.zeros((1, *self.input_shape), np.float32)).shape[-1]
         self.pool = PredictorPool(predictors)
+        self._decodes = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
         self.format = model_format(self.path, first)
         labels = first.labels
         if not labels or len(labels) != num_classes:
@@ -211,7 +254,7 @@ class ModelService:
                     "zero_point": info["zero_point"] if quantized else None}
 
         return {
-            "model": str(self.path),
+            "model": self.path.name,  # never the absolute path: the page is reachable by others
             "format": self.format,
             "quantization": quantization(self.path, self.input_info),
             "labels": self.labels,
@@ -226,13 +269,14 @@ class ModelService:
         """Image bytes -> the /api/predict answer. Raises BadInput for a non-image."""
         from lenet_keras.predictors import decode_image, top_k
 
-        try:
+        if not self._decodes.acquire(timeout=DECODE_WAIT_SECONDS):
+            raise ServerBusy(f"busy: {MAX_CONCURRENT_DECODES} images are being decoded; "
+                             "retry in a few seconds")
+        try:  # the one decoder (sources.open_image) turns every failure into BadInput
             pixels = decode_image(data, self.input_shape, name="the upload")
-        except BadInput:
-            raise
-        except Exception as error:  # noqa: BLE001  a malformed file can trip any decoder
-            raise BadInput(f"cannot read the upload: not a readable image file "
-                           f"({type(error).__name__})") from None
+        finally:
+            self._decodes.release()
+            release_free_memory()
         with self.pool.borrow() as predictor:
             start = time.perf_counter()
             probabilities = predictor.predict(pixels[None])[0]
@@ -243,10 +287,59 @@ class ModelService:
             "label": label,
             "verdict": verdict(label, self.labels),
             "top": [{"label": name, "probability": round(p, 6)} for name, p in ranked],
-            "model": str(self.path),
+            "model": self.path.name,
             "format": self.format,
             "latency_ms": round(seconds * 1000, 3),
         }
+
+
+def explain_upload(service, data):
+    """Image bytes -> the /api/explain answer: a heat map of the predicted class at the
+    model's input size (the photo is stretched to it, so it overlays the whole photo):
+    Grad-CAM for a Keras model, occlusion (forward passes only) for any other file."""
+    from lenet_keras.explaining import explain, gradcam_stage, load_explainable
+    from lenet_keras.predictors import decode_image
+
+    try:
+        pixels = decode_image(data, service.input_shape, name="the upload")
+    except BadInput:
+        raise
+    except Exception as error:  # noqa: BLE001  a malformed file can trip any decoder
+        raise BadInput(f"cannot read the upload: not a readable image file "
+                       f"({type(error).__name__})") from None
+    with service.pool.borrow() as predictor:
+        model, forward, _ = load_explainable(predictor)
+        method = "occlusion"
+        if model is not None:
+            try:
+                gradcam_stage(model)
+                method = "gradcam"
+            except BadInput:  # no convolution (mlp)
+                method = "saliency"
+        probabilities = forward(pixels[None])[0]
+        heat = explain(predictor, pixels[None], method=method)[0]
+    index = int(probabilities.argmax())
+    return {"label": service.labels[index], "probability": round(float(probabilities[index]), 6),
+            "method": method, "height": int(heat.shape[0]), "width": int(heat.shape[1]),
+            "heatmap": [round(float(v), 3) for v in heat.ravel()]}
+
+
+def explain_endpoint(service):
+    """The POST /api/explain handler: read_upload, then explain_upload on a worker thread."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    async def explain(request: Request):
+        data = await read_upload(request)
+        try:
+            result = await run_in_threadpool(explain_upload, service, data)
+        except BadInput as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        request.state.log_note = f"-> {result['method']} heat map of {result['label']}"
+        return result
+
+    return explain
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,6 +358,14 @@ async def _send_json_error(send, status, message):
 
 class UploadTooLarge(Exception):
     pass
+
+
+class UploadTooSlow(Exception):
+    pass
+
+
+class ServerBusy(Exception):
+    """Every decoding slot stayed busy: 503, try again."""
 
 
 class UploadLimit:
@@ -287,7 +388,10 @@ class UploadLimit:
 
         async def limited_receive():
             nonlocal received
-            event = await receive()
+            try:
+                event = await asyncio.wait_for(receive(), BODY_CHUNK_TIMEOUT_SECONDS)
+            except asyncio.TimeoutError:
+                raise UploadTooSlow from None
             received += len(event.get("body", b""))
             if received > self.max_bytes:
                 raise UploadTooLarge
@@ -303,6 +407,53 @@ class UploadLimit:
         except UploadTooLarge:
             if not started:
                 await _send_json_error(send, 413, message)
+        except UploadTooSlow:
+            if not started:
+                await _send_json_error(send, 408, f"no data for {BODY_CHUNK_TIMEOUT_SECONDS} s: "
+                                                  "upload timed out")
+
+
+def _host_name(header):
+    """The name of a Host header, lower case, without its port ('[::1]:80' -> '::1')."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_ip(name):
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+def allowed_hosts(host):
+    """The Host names ``serve --host HOST`` answers: the loopback names, HOST itself, and
+    on a wildcard address (0.0.0.0, ::) any IP address plus this machine's names. A web
+    page that makes its own name point at 127.0.0.1 (DNS rebinding) is refused."""
+    names = set(LOOPBACK_NAMES) | {host.lower().strip("[]")}
+    if host in ("0.0.0.0", "::", ""):
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower(), "*ip*"}
+    return frozenset(names)
+
+
+class HostCheck:
+    """400 for a request whose Host header is not one this server listens on."""
+
+    def __init__(self, app, hosts):
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and self.hosts is not None:
+            name = _host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+            if name not in self.hosts and not ("*ip*" in self.hosts and _is_ip(name)):
+                return await _send_json_error(send, 400, f"unknown Host '{name[:60]}': this "
+                                                         "server answers its own address only")
+        return await self.app(scope, receive, send)
 
 
 class RequestLog:
@@ -322,7 +473,8 @@ class RequestLog:
             nonlocal status
             if event["type"] == "http.response.start":
                 status = event["status"]
-                event = {**event, "headers": [*event.get("headers", []), *SECURITY_HEADERS]}
+                extra = APP_HEADERS if scope["path"].startswith(APP_PATH + "/") else SECURITY_HEADERS
+                event = {**event, "headers": [*event.get("headers", []), *extra]}
             await send(event)
 
         try:
@@ -346,7 +498,8 @@ async def read_upload(request):
     from starlette.datastructures import UploadFile
     from starlette.exceptions import HTTPException
 
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    # Media types are case-insensitive (RFC 9110): Multipart/Form-Data is multipart too.
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=16)
         try:
             files = [v for v in form.values() if isinstance(v, UploadFile)]
@@ -366,12 +519,36 @@ async def read_upload(request):
     return data
 
 
-def create_app(service):
-    """The FastAPI app serving ``service`` (a ModelService) and the static page."""
+async def answer_upload(service, request):
+    """POST /api/predict: the upload classified, or an error with its status."""
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
+
+    try:
+        data = await read_upload(request)
+    except ClientDisconnect:  # nobody to answer: one log line, no traceback
+        request.state.log_note = "client disconnected during the upload"
+        return JSONResponse({"error": "client disconnected"}, status_code=400)
+    try:
+        # Decoding and inference block: run them on a worker thread, not the event loop.
+        result = await run_in_threadpool(service.classify, data)
+    except BadInput as error:
+        request.state.log_note = "not an image"
+        return JSONResponse({"error": str(error)}, status_code=400)
+    except ServerBusy as error:
+        request.state.log_note = "busy"
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+    request.state.log_note = f"-> {result['label']} ({result['latency_ms']:.2f} ms)"
+    return result
+
+
+def create_app(service, hosts=None):
+    """The FastAPI app serving ``service`` (a ModelService) and the static page; with
+    ``hosts`` (``allowed_hosts``), only requests naming one of them."""
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
-    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
 
     # No /docs or /redoc: FastAPI's pages load Swagger UI from a CDN.
@@ -409,18 +586,14 @@ def create_app(service):
 
     @app.post("/api/predict")
     async def predict(request: Request):
-        data = await read_upload(request)
-        try:
-            # Decoding and inference block: run them on a worker thread, not the event loop.
-            result = await run_in_threadpool(service.classify, data)
-        except BadInput as error:
-            request.state.log_note = "not an image"
-            return JSONResponse({"error": str(error)}, status_code=400)
-        request.state.log_note = f"-> {result['label']} ({result['latency_ms']:.2f} ms)"
-        return result
+        return await answer_upload(service, request)
 
+    app.post("/api/explain")(explain_endpoint(service))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if service.web_dir is not None:
+        app.mount(APP_PATH, StaticFiles(directory=service.web_dir, html=True), name="app")
     app.add_middleware(UploadLimit, max_bytes=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)
+    app.add_middleware(HostCheck, hosts=hosts)
     app.add_middleware(RequestLog)  # added last: outermost, so it logs every response
     return app
 
@@ -455,7 +628,10 @@ def bind_socket(host, port):
 
 
 def url_of(sock):
+    """The URL to open: a wildcard address (0.0.0.0, ::) is no place to go, so this
+    machine's loopback address instead."""
     host, port = sock.getsockname()[:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
@@ -482,14 +658,19 @@ def run_server(model=None, export_dir=None, host="127.0.0.1", port=8000, safe_mo
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+    # python-multipart logs malformed bodies (already answered 400) through the root logger.
+    logging.getLogger("python_multipart").setLevel(logging.CRITICAL)
     classes = ", ".join(service.labels[:4]) + (", ..." if len(service.labels) > 4 else "")
     echo(f"serving {path} ({service.format}, {len(service.labels)} classes: {classes})")
     if host not in ("127.0.0.1", "localhost", "::1"):
         echo(f"listening on {host}: anyone who can reach this machine can use it")
     echo(f"open {url_of(sock)}  (Ctrl-C to stop)")
+    if service.web_dir is not None:
+        echo(f"the in-browser app (export --web): {url_of(sock)}app/")
     # uvicorn's own access log is off: RequestLog writes one line per request instead.
-    config = uvicorn.Config(create_app(service), log_level="warning", access_log=False,
-                            lifespan="off", server_header=False)
+    config = uvicorn.Config(create_app(service, allowed_hosts(host)), log_level="warning",
+                            access_log=False, lifespan="off", server_header=False,
+                            limit_concurrency=MAX_CONNECTIONS)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown

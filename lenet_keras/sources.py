@@ -174,9 +174,20 @@ def load_npz(path):
     if "class_names" in arrays:
         class_names = _npz_class_names(arrays["class_names"], f"class_names in '{path}'")
     else:
+        _check_no_gaps(labels, num_classes, f"the labels in '{path}'")
         class_names = [str(i) for i in range(num_classes)]
     check_class_names(class_names, num_classes, f"class_names in '{path}'")
     return ArraySplits(x_train, y_train, x_test, y_test, class_names)
+
+
+def _check_no_gaps(labels, num_classes, what):
+    """BadInput when unnamed classes below the highest label have no image: a stray
+    ``y = 12`` in a 10-class set would train a 13-class model with empty classes."""
+    missing = np.setdiff1d(np.arange(num_classes), labels)
+    if len(missing):
+        shown = ", ".join(str(i) for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise BadInput(f"{what} go up to {num_classes - 1} but no image has label {shown}; "
+                       "renumber the classes 0, 1, 2, ... or add class_names naming each one")
 
 
 def _npz_class_names(names, what):
@@ -310,37 +321,88 @@ def _wide_to_8bit(image, name):
     return np.rint(values * (255.0 / high)).astype(np.uint8)
 
 
+# The image formats any decoder here accepts (Pillow names): their headers give the size
+# before any pixel is decoded. Others are never tried: Pillow's ICO plugin decodes an
+# embedded PNG inside Image.open (a 657 KB file became 676 MB), and SPIDER, DDS or BLP
+# content under a .png name failed with EOFError or NotImplementedError. (Pillow's JPEG
+# opener also reads phones' MPO files, which then say format "MPO".)
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+
+
+def _check_size(image, name):
+    pixels_count = image.size[0] * image.size[1]
+    if pixels_count > MAX_IMAGE_PIXELS:
+        raise BadInput(f"{name} is {image.size[0]}x{image.size[1]}: "
+                       f"{pixels_count:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                       "an image may have")
+
+
+def _decode(image, height, width, name):
+    """An opened image (size checked) -> (uint8 RGB [height,width,3], is_grayscale)."""
+    from PIL import Image, ImageOps
+
+    image.seek(0)  # first frame of an animated GIF
+    _check_size(image, name)
+    if image.format in ("JPEG", "MPO"):
+        # Decode a big JPEG at 1/2, 1/4 or 1/8 scale (still at least the size asked for):
+        # a 48-megapixel photo costs a few MB instead of 150.
+        image.draft(None, (max(height, width),) * 2)
+    image.load()
+    # A big image is first shrunk by a whole factor in its own mode (Pillow's reduce, as
+    # resize(reducing_gap=...) does), to at least twice the size asked for: the copies
+    # below (orientation, RGB) then cost kilobytes, not another 150 MB each.
+    factor = min(image.size[0] // (2 * width), image.size[1] // (2 * height))
+    if factor >= 2:
+        if image.mode.startswith("I;16"):  # reduce takes 32-bit integers, not 16-bit
+            image = image.convert("I")
+        image = image.reduce(factor)
+    # Phones store photos as taken and record the turn (EXIF Orientation): turn them
+    # upright, as browsers show them, so the model sees what the user sees.
+    ImageOps.exif_transpose(image, in_place=True)
+    grayscale = image.mode in ("1", "L", "LA") or image.mode in WIDE_MODES
+    if image.mode in WIDE_MODES:
+        image = Image.fromarray(_wide_to_8bit(image, name), "L")
+    rgb = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8), grayscale
+
+
 def open_image(source, height, width, name=None):
     """One image (a path or a binary file object) -> (uint8 RGB array [height,width,3],
-    is_grayscale). Used for training folders, by ``predict`` and by ``serve``, so all
-    three see the same pixels.
+    is_grayscale). The one decoder: training folders, ``predict`` and ``serve`` all read
+    images here, so all three see the same pixels and the same bounds.
 
-    Raises BadInput with the reason for an image that cannot be decoded (corrupt,
-    truncated, not an image) or that would decode to more than MAX_IMAGE_PIXELS (its
-    size is read from the header first). 16-bit and float images are scaled to 8 bits.
+    Only IMAGE_FORMATS are opened, and an image's size is read from its header and
+    checked (at most MAX_IMAGE_PIXELS) before anything is decoded; EXIF orientation is
+    applied. Raises BadInput with the reason for anything else (not a regular file, not
+    an image, corrupt, truncated, any decoder failure). 16-bit and float images are
+    scaled to 8 bits.
     """
     from PIL import Image
 
     name = name or f"image '{source}'"
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            raise BadInput(f"{name} is a folder, not an image file")
+        if path.exists() and not path.is_file():  # a FIFO would block open() forever
+            raise BadInput(f"{name} is not a regular file (a pipe, socket or device)")
+        if not path.exists():
+            raise BadInput(f"{name} does not exist")
+    Image.init()  # registers every plugin (MPO, WEBP, TIFF are not preloaded)
     try:
-        with Image.open(source) as image:
-            image.seek(0)  # first frame of an animated GIF
-            pixels_count = image.size[0] * image.size[1]
-            if pixels_count > MAX_IMAGE_PIXELS:
-                raise BadInput(f"{name} is {image.size[0]}x{image.size[1]}: "
-                               f"{pixels_count:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
-                               "an image may have")
-            grayscale = image.mode in ("1", "L", "LA") or image.mode in WIDE_MODES
-            if image.mode in WIDE_MODES:
-                image = Image.fromarray(_wide_to_8bit(image, name), "L")
-            rgb = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8), grayscale
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        if isinstance(error, BadInput):
-            raise
-        # PIL's "cannot identify image file <...>" says no more than the first words.
-        reason = "" if "cannot identify" in str(error) else f" ({first_line(error, 100)})"
-        raise BadInput(f"cannot read {name}: not a readable image file{reason}") from None
+        with Image.open(source, formats=IMAGE_FORMATS) as image:
+            return _decode(image, height, width, name)
+    except BadInput:
+        raise
+    except Image.UnidentifiedImageError:
+        raise BadInput(f"cannot read {name}: not a readable image file "
+                       f"(accepted: {', '.join(IMAGE_FORMATS)})") from None
+    except MemoryError:
+        raise BadInput(f"cannot read {name}: not enough memory to decode it") from None
+    except Exception as error:  # noqa: BLE001  a malformed file can trip any decoder
+        reason = first_line(error, 100)
+        shown = type(error).__name__ if reason == type(error).__name__ else f"{type(error).__name__}: {reason}"
+        raise BadInput(f"cannot read {name}: not a readable image file ({shown})") from None
 
 
 def read_image(source, height, width):

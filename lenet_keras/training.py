@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lenet_keras import devices, runs
 from lenet_keras.backends import process_index_from_env, tensorflow_available
+from lenet_keras.config import TrainConfig
 from lenet_keras.errors import BadInput
 from lenet_keras.pipelines import build_batches, read_source
 from lenet_keras.quiet import import_keras
@@ -48,8 +49,8 @@ def train(config, run_dir=None, log=print, overwrite=False, callbacks=()):
     Example:
         >>> metrics = train(TrainConfig(model="lenet5", epochs=3), "runs/quick")
     """
-    # 1. Check what needs no TensorFlow: the options, the run folder, local data.
-    config = config.check().resolved()
+    # 1. Check what needs no TensorFlow: the arguments, the options, the run folder, data.
+    config = _checked(config, run_dir).check().resolved()
     devices.select_backend(config.backend)  # before keras is imported
     own_run_dir = run_dir is not None
     run_dir = Path(run_dir) if own_run_dir else runs.default_run_dir(config)
@@ -76,11 +77,24 @@ def train(config, run_dir=None, log=print, overwrite=False, callbacks=()):
         return _fit_without_writing(config, run_dir, bundle, model, log, placement, callbacks)
     run_dir.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(run_dir):
-        if overwrite:
+        # Again under the lock: another fit may have finished (or started) this run since
+        # the first check, which ran before TensorFlow loaded.
+        config = runs.check_run_dir(config, run_dir, overwrite)
+        if overwrite and runs.is_run_dir(run_dir):
             runs.clear_run(run_dir)
         if token is not None and placement.is_chief:
             devices.mark_shared(run_dir, token)  # again: --overwrite cleared it
         return _fit(config, run_dir, bundle, model, log, placement, extra=callbacks)
+
+
+def _checked(config, run_dir):
+    """BadInput for arguments of the wrong kind (``train("lenet5")``, ``run_dir=123``)."""
+    if not isinstance(config, TrainConfig):
+        raise BadInput(f"config must be a TrainConfig, e.g. TrainConfig(model='lenet5'), "
+                       f"got {type(config).__name__} {config!r:.40}")
+    if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+        raise BadInput(f"run_dir must be a folder path, got {type(run_dir).__name__} {run_dir!r:.40}")
+    return config
 
 
 # ---------------------------------------------------------------------------------------
@@ -149,7 +163,7 @@ def build_for_config(config, bundle):
 
 
 def _float32_twin(config, bundle):
-    """The model.keras a mixed-precision run saves: the same network, float32, built
+    """The model.keras every run saves: the same network, float32, uncompiled, built
     outside any distribution (its weights are copied in at each save)."""
     from lenet_keras.models import build_model
 
@@ -180,7 +194,7 @@ def _fit_without_writing(config, run_dir, bundle, model, log, placement, extra=(
     is one program that all processes must run together. A resumed run restores from
     process 0's backup, so all processes start at the same epoch.
     """
-    restore = run_dir / "backup" if (run_dir / devices.SHARED_MARK).is_file() else None
+    restore = run_dir / "backup" if (run_dir / runs.SHARED_MARK).is_file() else None
     with tempfile.TemporaryDirectory(prefix=f"lenet_keras-process{placement.process_id}-") as scratch:
         metrics = _fit(config, Path(scratch), bundle, model, log, placement, restore_from=restore,
                        shown_dir=f"process {placement.process_id} writes no files", extra=extra)
@@ -221,6 +235,9 @@ def _callbacks(config, run_dir, monitor, twin=None, log=print, restore_from=None
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=config.early_stopping, mode="max"))
+    if config.target_accuracy is not None:  # after the checkpoint: that epoch is saved
+        from lenet_keras.callbacks import StopAtAccuracy
+        callbacks.append(StopAtAccuracy(monitor, config.target_accuracy))
     return callbacks, timer, checkpoint
 
 
@@ -248,8 +265,13 @@ def _fit(config, run_dir, bundle, model, log, placement, restore_from=None, show
 
     _announce(config, run_dir, bundle, model, log, placement, shown_dir)
     monitor = "val_accuracy" if bundle.val is not None else "accuracy"
-    twin = _float32_twin(config, bundle) if config.precision != "float32" else None
+    # model.keras is always saved from an uncompiled float32 twin: no training loss (a
+    # custom SmoothedSparseCrossentropy) in its compile config, so it loads in plain Keras.
+    twin = _float32_twin(config, bundle)
     callbacks, timer, checkpoint = _callbacks(config, run_dir, monitor, twin, log, restore_from)
+    if bundle.set_epoch is not None:  # epoch e shuffles by (seed, e), after a resume too
+        callbacks.insert(0, keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: bundle.set_epoch(epoch)))
     callbacks += list(extra)  # after the run folder's: a stop leaves that epoch saved
     started = time.perf_counter()
     model.fit(
@@ -287,6 +309,7 @@ def _finish(config, run_dir, bundle, model, log, placement, timer, checkpoint, t
     # model.keras is float32 (layers record their policy), whatever precision trained it.
     best = runs.load_model(run_dir / "model.keras")
     test_loss, test_accuracy = evaluate_model(best, bundle.test)
+    reached = _target_epoch(config, history, "val_accuracy" if bundle.val is not None else "accuracy")
     metrics = {
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
@@ -301,6 +324,10 @@ def _finish(config, run_dir, bundle, model, log, placement, timer, checkpoint, t
         "num_test": bundle.num_test,
         "skipped_files": len(bundle.skipped_files),
         "stopped_on_nan": stopped_on_nan,
+        # --target-accuracy: whether (and in which epoch) the run reached it and stopped.
+        "target_accuracy": config.target_accuracy,
+        "stopped_at_target": reached is not None,
+        "target_epoch": reached,
         "keras_version": keras.__version__,
         **placement.metrics(),  # backend, devices, replicas, processes, distribute, precision
         "python": platform.python_version(),
@@ -308,3 +335,12 @@ def _finish(config, run_dir, bundle, model, log, placement, timer, checkpoint, t
     runs.write_metrics(run_dir, metrics)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return {**metrics, "run_dir": str(run_dir)}
+
+
+def _target_epoch(config, history, monitor):
+    """The first epoch (1-based) whose ``monitor`` reached ``config.target_accuracy``;
+    None when there is no target or no epoch reached it."""
+    if config.target_accuracy is None:
+        return None
+    return next((int(row["epoch"]) for row in history
+                 if row.get(monitor, -math.inf) >= config.target_accuracy), None)

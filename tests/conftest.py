@@ -67,9 +67,9 @@ def run_cli():
 @pytest.fixture(scope="session")
 def micro_export(tmp_path_factory):
     """A lenet5 run trained for 2 epochs on the embedded sample and exported in every
-    format with --micro (and --onnx where the [onnx] extra is installed), both through
-    the real CLI (shared by test_micro, test_metadata and test_formats, read-only): (run
-    dir, export dir, report, export's stdout)."""
+    format with --micro and --web (and --onnx where the [onnx] extra is installed), both
+    through the real CLI (shared by test_micro, test_metadata, test_formats and test_web,
+    read-only): (run dir, export dir, report, export's stdout)."""
     import json
 
     from lenet_keras.errors import BadInput
@@ -85,6 +85,6 @@ def micro_export(tmp_path_factory):
     fit = run_cli_process("fit", "--epochs", 2, "--seed", 1, "--run-dir", run_dir, timeout=600)
     assert fit.returncode == 0, fit.stderr
     export = run_cli_process("export", "--run-dir", run_dir, "--out", out, "--tflite",
-                             "--micro", *onnx, timeout=900)
+                             "--micro", "--web", *onnx, timeout=900)
     assert export.returncode == 0, export.stderr
     return run_dir, out, json.loads((out / "report.json").read_text()), export.stdout

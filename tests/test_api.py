@@ -10,7 +10,7 @@ from PIL import Image
 import lenet_keras as lk
 
 API = ["build_model", "list_models", "load_dataset", "TrainConfig", "train", "export_run",
-       "predict", "load_predictor", "BadInput"]
+       "predict", "load_predictor", "load_model", "BadInput", "explain", "feature_maps"]
 
 
 def test_import_is_cheap_and_lists_the_api():

@@ -4,15 +4,22 @@ import json
 
 import pytest
 
+from conftest import ROOT
 from lenet_keras.runs import read_history
 
 
+def test_help_lists_every_command_and_the_readme_reference_names_each(invoke):
+    from lenet_keras.cli import cli
 
-def test_help_lists_every_command(invoke):
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ["fit", "evaluate", "models", "datasets"]:
-        assert command in result.output
+    commands = sorted(cli.commands)
+    assert {"fit", "evaluate", "export", "predict", "serve", "models", "datasets"} <= set(commands)
+    for command in commands:
+        assert f"  {command} " in result.output, command
+    readme = (ROOT / "README.md").read_text()
+    reference = readme[readme.index("## Commands"):].split("\n## ")[0]
+    assert sorted(c for c in commands if f"| `{c}` |" in reference) == commands
 
 
 def test_models_lists_the_registry_with_parameter_counts(invoke):
@@ -98,6 +105,10 @@ BAD_INPUT = [
     (["fit", "--model", "lenet5", "--dataset", "{tiny_npz}"], "too small"),
     (["fit", "--positive-class", "hotdog"], "not a class"),
     (["fit", "--optimizer", "rmsprop"], "--optimizer"),
+    (["fit", "--target-accuracy", "1.5"], "target_accuracy must be a number in (0, 1], got 1.5"),
+    (["fit", "--target-accuracy", "0"], "target_accuracy must be"),
+    (["fit", "--target-accuracy", "high"], "--target-accuracy"),
+    (["fit", "--recipe", "slow"], "--recipe"),
     (["fit", "--run-dir", "{not_a_run}"], "not a run directory"),
     (["evaluate"], "no runs found"),
     (["evaluate", "--run-dir", "{empty}"], "holds no run"),

@@ -72,3 +72,33 @@ def test_model_args_must_be_json_values_with_identifier_names():
         TrainConfig(model_args={"not a name": 1}).check()
     with pytest.raises(BadInput, match="must be a number, string or list"):
         TrainConfig(model_args={"width": {"nested": 1}}).check()
+
+
+def test_the_fast_recipe_picks_its_model_and_settings_and_given_options_win():
+    from lenet_keras.registry import RECIPES
+
+    fast = TrainConfig.for_model(None, recipe="fast").check()
+    assert fast.model == RECIPES["fast"]["model"] and fast.recipe == "fast"
+    for name, value in RECIPES["fast"].items():
+        assert getattr(fast, name) == value, name
+    assert fast.recipe_changes().startswith("fast (model=")
+    # Recorded in config.json, so a resumed or exported run knows its recipe.
+    assert json.loads(fast.to_json())["recipe"] == "fast"
+    assert TrainConfig.from_json(fast.to_json()) == fast
+    mine = TrainConfig.for_model("lenet5_bn", recipe="fast", epochs=2, target_accuracy=None)
+    assert (mine.model, mine.epochs) == ("lenet5_bn", 2)
+    assert mine.target_accuracy == RECIPES["fast"].get("target_accuracy")
+    assert TrainConfig.for_model(None).model == "lenet5" and TrainConfig().recipe is None
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"target_accuracy": 1.5}, r"target_accuracy must be a number in \(0, 1\], got 1.5"),
+    ({"target_accuracy": 0}, "target_accuracy must be"),
+    ({"target_accuracy": True}, "target_accuracy must be"),
+    ({"target_accuracy": "0.9"}, "target_accuracy must be"),
+    ({"recipe": "slow"}, "unknown recipe 'slow'; choose one of: fast"),
+    ({"recipe": 3}, "recipe must be text"),
+])
+def test_bad_target_or_recipe_is_refused_before_training(values, message):
+    with pytest.raises(BadInput, match=message):
+        TrainConfig(**values).check()

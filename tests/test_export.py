@@ -13,7 +13,8 @@ from lenet_keras.convert import (
     space_to_depth_stem,
     stem_factor,
 )
-from lenet_keras.export import MARKER, drops_over, export_run
+from lenet_keras.export import drops_over, export_run
+from lenet_keras.exports import MARKER
 from lenet_keras.formats import TFLITE_FORMATS, get, parse_formats
 from lenet_keras.models import build_model
 from lenet_keras.registry import MODELS
@@ -76,7 +77,7 @@ def test_saved_model_serve_signature_takes_raw_pixels(exported, test_split):
 
 
 def test_float32_tflite_agrees_with_keras_to_1e5(exported, test_split):
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     out, report = exported
     x, _, keras_probabilities = test_split
@@ -88,7 +89,7 @@ def test_float32_tflite_agrees_with_keras_to_1e5(exported, test_split):
 
 def test_int8_is_full_integer_and_agrees_on_real_images(exported, test_split):
     """tiny_run's test split is 1,000 real Fashion-MNIST images."""
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     out, report = exported
     x, y, keras_probabilities = test_split
@@ -112,7 +113,7 @@ def test_int8_is_full_integer_and_agrees_on_real_images(exported, test_split):
 
 
 def test_tflite_files_use_builtin_ops_only(exported):
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     out, _ = exported
     for kind in TFLITE_FORMATS:
@@ -217,11 +218,62 @@ def test_fold_plan_folds_c1_pairs_for_float_and_few_channel_convolutions_for_int
     assert space_to_depth_stem(gray, 7).get_layer("c1_conv_fold").output.shape[1:] == (28, 4, 7)
 
 
+@pytest.mark.parametrize("name", ["lenet1", "lenet5_classic"])
+def test_int8_graphs_take_average_pools_as_depthwise_convolutions(name):
+    """The same function (to float rounding), folded and without AVERAGE_POOL_2D, which
+    XNNPACK does not take in int8 (docs/SPEED.md); float formats keep their pools."""
+    import keras
+
+    from lenet_keras.convert import tflite_graph
+
+    model = build_model(name, (28, 28, 1), 10)
+    for layer in model.layers:  # lenet5_classic: coefficients and biases that matter
+        for weight in getattr(layer, "coefficient", None), getattr(layer, "bias", None):
+            if weight is not None and weight.shape == (layer.input.shape[-1],):
+                weight.assign(np.random.default_rng(2).uniform(0.5, 1.5, weight.shape) - 0.2)
+    x = np.random.default_rng(1).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
+    graph, used = tflite_graph(model, x, fold_plan(model, "int8"), pools=True)
+    assert used == fold_plan(model, "int8") and used  # the folding survives
+    depthwise = [layer for layer in graph.layers if layer.name.endswith("_depthwise")]
+    assert [type(layer) for layer in depthwise] == [keras.layers.DepthwiseConv2D] * 2
+    assert not any(isinstance(layer, keras.layers.AveragePooling2D) for layer in graph.layers)
+    np.testing.assert_allclose(graph(x), model(x), atol=1e-5)
+    float_graph, _ = tflite_graph(model, x, fold_plan(model, "float32"))
+    assert not any(layer.name.endswith("_depthwise") for layer in float_graph.layers)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mobilenet_mini_050"])
+def test_models_without_average_pools_keep_their_int8_graph(name):
+    from lenet_keras.convert import pools_as_depthwise
+
+    model = build_model(name, (28, 28, 1), 10)
+    assert pools_as_depthwise(model) is model
+
+
+@pytest.mark.slow
+def test_int8_lenet1_runs_in_one_xnnpack_partition(tmp_path):
+    """Converted as export does: no int8 AVERAGE_POOL_2D left, one XNNPACK partition,
+    the int8 file still agrees with the Keras model."""
+    from lenet_keras.convert import convert_tflite, export_saved_model, tflite_graph
+    from lenet_keras.predictors import TFLiteModel
+
+    model = build_model("lenet1", (28, 28, 1), 10)
+    x = np.random.default_rng(0).uniform(0, 255, (64, 28, 28, 1)).astype("float32")
+    graph, _ = tflite_graph(model, x, fold_plan(model, "int8"), pools=True)
+    export_saved_model(graph, tmp_path / "int8", 1)
+    content = convert_tflite(tmp_path / "int8", "int8", lambda: ([image[None]] for image in x))
+    runner = TFLiteModel(content)
+    ops = [op["op_name"] for op in runner.interpreter._get_ops_details()]
+    assert "AVERAGE_POOL_2D" not in ops and ops.count("DEPTHWISE_CONV_2D") == 2, ops
+    assert ops.count("DELEGATE") == 1, ops  # XNNPACK took the whole graph (SOFTMAX aside)
+    np.testing.assert_allclose(runner.predict(x[:8]), model(x[:8]), atol=0.05)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_registered_model_converts_with_builtin_ops_only(name, tmp_path):
     """Untrained weights are enough to prove the graph converts and runs in LiteRT."""
     from lenet_keras.convert import convert_tflite, export_saved_model
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     model = build_model(name, (28, 28, 1), 10)
     x = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
@@ -355,7 +407,7 @@ MOBILENET_INT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED",
 @pytest.mark.parametrize("name", ["mobilenet_mini", "mobilenet_mini_050"])
 def test_mobilenet_int8_is_builtin_int8_ops_only_and_runs_in_xnnpack(name, tmp_path):
     from lenet_keras.convert import convert_tflite, export_saved_model
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     model = build_model(name, (28, 28, 1), 10)
     x = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")

@@ -48,7 +48,7 @@ def test_every_row_has_a_file_a_converter_and_a_runtime():
         assert fmt.extra if fmt.packages else fmt.extra is None
     assert FORMATS[0].name == "keras" and FORMATS[0].always  # the reference comes first
     assert names == ["keras", "saved_model", "float32", "dynamic", "float16", "int8",
-                     "mediapipe", "onnx", "micro"]
+                     "mediapipe", "onnx", "web", "micro"]
     assert TFLITE_FORMATS == ("float32", "dynamic", "float16", "int8")
     assert CHOICES == (*TFLITE_FORMATS, "onnx")
     assert [fmt.file for fmt in SERVE_ORDER] == [
@@ -166,7 +166,7 @@ def test_onnx_missing_fails_in_one_line_before_any_work(tiny_run, tmp_path):
 def test_onnx_export_is_verified_like_every_other_format(micro_export):
     _, out, report, stdout = micro_export
     entry = report["formats"]["onnx"]
-    assert list(report["formats"])[-1] == "onnx" and entry["file"] == "model.onnx"
+    assert list(report["formats"])[-2:] == ["onnx", "web"] and entry["file"] == "model.onnx"
     assert entry["bytes"] == (out / "model.onnx").stat().st_size
     assert entry["runtime"] == "onnxruntime"
     assert entry["agreement"] == 1.0 and entry["max_abs_diff"] < 1e-5

@@ -757,7 +757,8 @@ def test_export_replaces_only_its_own_exports_and_clears_its_leftovers(tiny_run,
     import subprocess
 
     from lenet_keras.errors import BadInput
-    from lenet_keras.export import MARKER, export_run
+    from lenet_keras.export import export_run
+    from lenet_keras.exports import MARKER
 
     out = tmp_path / "out"
     quiet = dict(formats=(), progress=False, log=lambda *_: None, latency_number=2)
@@ -819,7 +820,7 @@ def test_every_registered_model_exports_a_saved_model_predict_accepts(name, tmp_
     variant cannot make its own exports need --unsafe."""
     from lenet_keras.convert import export_saved_model
     from lenet_keras.models import build_model
-    from lenet_keras.predictors import foreign_saved_model_ops
+    from lenet_keras.runtimes import foreign_saved_model_ops
 
     for channels in (1, 3):
         export_saved_model(build_model(name, (32, 32, channels), 10), tmp_path / f"c{channels}")

@@ -54,7 +54,7 @@ def test_every_tflite_carries_labels_and_normalization(micro_export, name):
 
 
 def test_metadata_leaves_the_model_unchanged_and_replaces_old_metadata(micro_export, test_images):
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     _, out, _, _ = micro_export
     x, _ = test_images

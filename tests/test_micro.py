@@ -14,7 +14,7 @@ from lenet_keras import micro
 def int8(micro_export):
     """(model_int8.tflite bytes, its test images prepared as int8, report's micro entry)."""
     from lenet_keras.export import dataset_arrays
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
     from lenet_keras.runs import load_config
     from lenet_keras.pipelines import evaluation_batches
 

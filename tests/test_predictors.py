@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from lenet_keras.errors import BadInput
-from lenet_keras.predictors import dequantize, load_predictor, quantize, read_image, top_k
+from lenet_keras.predictors import load_predictor, read_image, top_k
+from lenet_keras.runtimes import dequantize, quantize
 
 
 
@@ -84,7 +85,7 @@ def test_predictions_match_the_keras_model_on_the_same_pixels(tiny_run, export_d
 
 
 def test_int8_file_quantizes_with_its_own_parameters(export_dir, images):
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     _, pixels = images
     float_model = TFLiteModel(export_dir / "model_float32.tflite")

@@ -186,7 +186,7 @@ def test_healthz_and_model(server, export_dir):
     status, _, info = request(server, "GET", "/api/model")
     assert status == 200
     assert info["labels"] == (export_dir / "labels.txt").read_text().splitlines()
-    assert info["model"] == str(export_dir / "model_int8.tflite")
+    assert info["model"] == "model_int8.tflite"  # the name only: no absolute paths
     assert (info["format"], info["quantization"]) == ("int8", "full-integer int8")
     assert info["input"]["shape"] == [28, 28, 1] and info["input"]["dtype"] == "int8"
     assert info["output"] == {"shape": [10], "dtype": "int8", "scale": 1 / 256,
@@ -332,9 +332,29 @@ def test_serves_a_keras_model_too_and_stops_cleanly(export_dir, test_images, tmp
         assert [status for status, _, _ in answers] == [200] * 8
         assert [result["label"] for _, _, result in answers] == expected_labels
         assert {result["format"] for _, _, result in answers} == {"keras"}
+        # The heat map of a .keras model comes from Grad-CAM, for the predicted class.
+        body, headers = multipart(Path(test_images[0]).read_bytes())
+        status, _, heat = request(keras_server, "POST", "/api/explain", body, headers)
+        assert status == 200 and heat["method"] == "gradcam"
+        assert heat["label"] == expected_labels[0] and (heat["height"], heat["width"]) == (28, 28)
+        assert len(heat["heatmap"]) == 28 * 28 and max(heat["heatmap"]) == 1.0
     finally:
         returncode = keras_server.stop()
     assert returncode == 0 and keras_server.stdout.decode().endswith("stopped\n")
+
+
+def test_explain_on_a_tflite_model_is_occlusion(server, test_images, predicted):
+    """/api/explain on the int8 .tflite: occlusion (forward passes only), the predicted
+    class's heat map at the input size; a non-image is a 400 with one line."""
+    body, headers = multipart(Path(test_images[1]).read_bytes())
+    status, _, heat = request(server, "POST", "/api/explain", body, headers)
+    assert status == 200, heat
+    assert heat["method"] == "occlusion" and heat["label"] == predicted[str(test_images[1])][0][0]
+    values = np.array(heat["heatmap"])
+    assert values.shape == (28 * 28,) and values.min() >= 0 and values.max() == 1.0
+    status, _, answer = request(server, "POST", "/api/explain", b"not an image",
+                                {"Content-Type": "application/octet-stream"})
+    assert status == 400 and "not a readable image" in answer["error"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -475,6 +495,14 @@ def test_page_in_headless_chromium(server, export_dir, test_images, predicted, t
         assert abs(top_percent - expected[0][1] * 100) <= 0.5  # predict prints 2 decimals
         assert re.fullmatch(r"Inference \d+\.\d\d ms · model_int8\.tflite \(int8\)",
                             browser.find_element(By.ID, "timing").text)
+        # The heat-map toggle lays the occlusion map over the photo, exactly on it.
+        assert not browser.find_element(By.ID, "heat").is_displayed()
+        browser.find_element(By.ID, "heat-toggle").click()
+        wait.until(lambda b: b.find_element(By.ID, "heat").is_displayed())
+        heat, photo = browser.find_element(By.ID, "heat"), browser.find_element(By.ID, "preview")
+        assert heat.get_attribute("src").startswith("data:image/png")
+        assert heat.rect == photo.rect
+        assert "by occlusion" in browser.find_element(By.ID, "heat-note").text
         screenshot = tmp_path / "serve.png"
         assert browser.save_screenshot(str(screenshot))
     finally:

@@ -72,3 +72,31 @@ def test_weight_decay_selects_adamw():
 
     assert type(_optimizer(TrainConfig(weight_decay=0.05), 10)).__name__ == "AdamW"
     assert type(_optimizer(TrainConfig(), 10)).__name__ == "Adam"
+
+
+@pytest.mark.slow
+def test_target_accuracy_stops_the_run_at_the_first_epoch_that_reaches_it(tmp_path, run_cli):
+    """`fit --recipe fast` with a target any model reaches: one epoch of the three runs,
+    the recipe is printed and recorded, metrics.json says where it stopped."""
+    run_dir = tmp_path / "run"
+    result = run_cli("fit", "--recipe", "fast", "--epochs", 3, "--target-accuracy", 0.05,
+                     "--run-dir", run_dir)
+    assert result.returncode == 0, result.stderr
+    recipe = [line for line in result.stdout.splitlines() if line.startswith("recipe: ")]
+    assert recipe and recipe[0].startswith("recipe: fast (model=lenet5, epochs=3, "), result.stdout
+    assert "target_accuracy=0.05" in recipe[0]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["recipe"], config["model"], config["target_accuracy"]) == ("fast", "lenet5", 0.05)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["epochs"], metrics["stopped_at_target"], metrics["target_epoch"]) == (1, True, 1)
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # header + epoch 1
+    assert "after 1 epochs" in result.stdout
+    assert "validation accuracy reached 0.05 in epoch 1: stopped" in result.stdout.splitlines()
+    assert metrics["train_seconds"] > 0 and (run_dir / "model.keras").is_file()
+
+
+def test_a_run_without_a_target_trains_every_epoch_and_says_so(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
+    assert (metrics["target_accuracy"], metrics["stopped_at_target"], metrics["target_epoch"]) \
+        == (None, False, None)

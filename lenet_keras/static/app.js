@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 let model = null;            // GET /api/model
 let maxBytes = 10 * 1024 * 1024;
 let previewUrl = null;
+let lastFile = null;         // the photo on show, for the heat map
 
 const pretty = (label) => {
   const text = label.replace(/_/g, " ").trim();
@@ -79,9 +80,62 @@ function showResult(result) {
     `Inference ${result.latency_ms.toFixed(2)} ms · ${basename(result.model)} (${result.format})`;
 }
 
+// Heat map colours: blue (no evidence) -> cyan -> yellow -> red (most), opacity rising too.
+const STOPS = [[0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0]];
+function heatColour(v) {
+  const x = Math.min(Math.max(v, 0), 1) * (STOPS.length - 1);
+  const i = Math.min(Math.floor(x), STOPS.length - 2);
+  const t = x - i;
+  const rgb = STOPS[i].map((c, k) => Math.round(c + (STOPS[i + 1][k] - c) * t));
+  return [...rgb, Math.round(255 * (0.15 + 0.55 * v))];
+}
+
+// Paint the server's heat map (height x width, 0-1) at the photo's own size, so that it
+// lies over the photo with the same object-fit (the model sees the photo stretched).
+function paintHeat(result) {
+  const small = document.createElement("canvas");
+  small.width = result.width;
+  small.height = result.height;
+  const pixels = small.getContext("2d").createImageData(result.width, result.height);
+  result.heatmap.forEach((v, i) => pixels.data.set(heatColour(v), 4 * i));
+  small.getContext("2d").putImageData(pixels, 0, 0);
+  const photo = $("preview");
+  const big = document.createElement("canvas");
+  big.width = photo.naturalWidth || result.width;
+  big.height = photo.naturalHeight || result.height;
+  big.getContext("2d").drawImage(small, 0, 0, big.width, big.height);
+  $("heat").src = big.toDataURL("image/png");
+  $("heat").hidden = false;
+  const how = result.method === "occlusion" ? "occlusion (hiding patches)" : result.method;
+  $("heat-note").textContent =
+    `Heat map of "${pretty(result.label)}" (${(result.probability * 100).toFixed(1)}%) by ${how}: red areas decided it most.`;
+}
+
+async function explainPhoto() {
+  $("heat").hidden = true;
+  $("heat-note").textContent = "";
+  if (!$("heat-toggle").checked || !lastFile) return;
+  const file = lastFile;
+  $("heat-note").textContent = "Computing the heat map…";
+  const form = new FormData();
+  form.append("file", file, file.name || "photo");
+  try {
+    const response = await fetch("/api/explain", { method: "POST", body: form });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.error || `the server answered ${response.status}`);
+    if (file === lastFile && $("heat-toggle").checked) paintHeat(body);
+  } catch (error) {
+    $("heat-note").textContent = "";
+    showError(`Could not compute the heat map: ${error.message}`);
+  }
+}
+
 async function classify(file) {
   if (!file) return;
   showError("");
+  lastFile = null;
+  $("heat").hidden = true;
+  $("heat-note").textContent = "";
   if (file.size > maxBytes) {
     showError(`That file is ${(file.size / 2 ** 20).toFixed(1)} MB; the limit is ${maxBytes / 2 ** 20} MB.`);
     return;
@@ -98,6 +152,8 @@ async function classify(file) {
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.error || `the server answered ${response.status}`);
     showResult(body);
+    lastFile = file;
+    explainPhoto();
   } catch (error) {
     verdict.textContent = "\u00a0";
     verdict.dataset.state = "idle";
@@ -110,6 +166,7 @@ async function classify(file) {
 }
 
 function wire() {
+  $("heat-toggle").addEventListener("change", explainPhoto);
   for (const id of ["file", "camera"]) {
     $(id).addEventListener("change", (event) => {
       classify(event.target.files[0]);

@@ -1,0 +1,126 @@
+"""Choose `fit --recipe fast` on VALIDATION data only: seconds until a run stops at the
+target validation accuracy, and the accuracy its model.keras then has on held-out data.
+
+The official test split is never read. The candidates train on a seeded 50,000-image
+subset of Fashion-MNIST's training split; `fit` holds out its usual 10% of that for
+validation (which --target-accuracy watches), and the .npz's "test" arrays are the
+other 10,000 TRAINING images, so the "test accuracy" that `fit` reports here is a second,
+untouched validation set.
+
+    python benchmarks/fast_recipe_search.py > results/fast_recipe_search.txt
+    python benchmarks/fast_recipe_search.py --only default,b256
+
+Candidates follow airbench's lessons that carry over to a CPU and a LeNet: a larger batch
+with a higher peak rate, a short one-cycle schedule (warm-up, then cosine to zero), label
+smoothing, fewer epochs, a stop at the target. The CPU is named in the output; it may be
+shared with other jobs, so compare candidates within one run only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# name -> extra `fit` flags; every candidate also gets --target-accuracy TARGET.
+SHORT = ["--warmup-epochs", "1", "--label-smoothing", "0.1"]
+CANDIDATES = {
+    "default": ["--model", "lenet5"],
+    "b256-lr4e-3-e6": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "6", *SHORT],
+    "b256-lr4e-3-e6-plain": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "6"],
+    "b256-lr4e-3-e4": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "4", *SHORT],
+    "b512-lr6e-3-e8": ["--batch-size", "512", "--learning-rate", "6e-3", "--epochs", "8", *SHORT],
+    "b128-lr3e-3-e5": ["--batch-size", "128", "--learning-rate", "3e-3", "--epochs", "5", *SHORT],
+    # Round 2: no warm-up (an epoch at low rates costs a LeNet more than it saves), longer
+    # cosines, and a narrower batch-norm net without dropout.
+    "b256-lr4e-3-e8-ls": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "8",
+                          "--label-smoothing", "0.1"],
+    "b128-lr2e-3-e8": ["--batch-size", "128", "--learning-rate", "2e-3", "--epochs", "8"],
+    "b256-lr4e-3-e10-ls": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "10",
+                           "--label-smoothing", "0.1"],
+    "bn16-b256-lr4e-3-e3": ["--model", "lenet5_bn", "--model-arg", "widths=[16,32]",
+                            "--model-arg", "dropout=0.1", "--batch-size", "256",
+                            "--learning-rate", "4e-3", "--epochs", "3", "--label-smoothing", "0.1"],
+    "bn-b256-lr4e-3-e4": ["--model", "lenet5_bn", "--batch-size", "256", "--learning-rate",
+                          "4e-3", "--epochs", "4", *SHORT],
+}
+
+
+def cpu_name():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def make_subset(source, out, seed=0, heldout=10_000):
+    """An .npz of 50,000 training-split images (x_train) and the other 10,000 (x_test)."""
+    import numpy as np
+
+    from lenet_keras.sources import load_idx_folder
+
+    if out.exists():
+        return out
+    arrays = load_idx_folder(source)
+    order = np.random.default_rng(seed).permutation(len(arrays.x_train))
+    train, held = order[heldout:], order[:heldout]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, x_train=arrays.x_train[train], y_train=arrays.y_train[train],
+             x_test=arrays.x_train[held], y_test=arrays.y_train[held],
+             class_names=np.array(arrays.class_names))
+    return out
+
+
+def run(name, flags, subset, target, scratch):
+    run_dir = Path(scratch) / name
+    command = [sys.executable, "-m", "lenet_keras", "fit", "--dataset", str(subset),
+               "--run-dir", str(run_dir), "--target-accuracy", str(target), *flags]
+    print("$", " ".join(command[1:]), flush=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stderr[-2000:], flush=True)
+        return {"name": name, "error": done.returncode}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = [line.split(",") for line in (run_dir / "history.csv").read_text().splitlines()]
+    return {"name": name, "flags": " ".join(flags), **metrics, "history": history}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--target", type=float, default=0.905,
+                        help="validation accuracy that stops a run")
+    parser.add_argument("--only", default=None, help="comma-separated candidate names")
+    parser.add_argument("--json", default=None, help="also write every result here")
+    args = parser.parse_args()
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores, shared with other jobs)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="fast_recipe-") as scratch:
+        subset = make_subset(args.dataset, Path(scratch) / "fashion-train50k-held10k.npz")
+        names = args.only.split(",") if args.only else list(CANDIDATES)
+        results = []
+        for name in names:
+            result = run(name, CANDIDATES[name], subset, args.target, scratch)
+            results.append(result)
+            print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
+    print(f"\n| candidate | flags | epochs run | reached {args.target} val | train s "
+          "| held-out accuracy |\n|---|---|---:|---|---:|---:|")
+    for r in results:
+        if "error" in r:
+            print(f"| {r['name']} | failed (exit {r['error']}) | | | | |")
+            continue
+        print(f"| {r['name']} | {r['flags']} | {r['epochs']} | "
+              f"{'epoch %d' % r['target_epoch'] if r['stopped_at_target'] else 'no'} | "
+              f"{r['train_seconds']:.1f} | {r['test_accuracy']:.4f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
