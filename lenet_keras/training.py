@@ -33,8 +33,7 @@ def train(config, run_dir=None, log=print, overwrite=False, callbacks=()):
         run_dir: where to write the run (default: runs/<model>-<dataset>-<time>/).
         log: called with each progress line.
         overwrite: retrain a finished run from scratch.
-        callbacks: more Keras callbacks, run after the run folder's own each epoch (so
-            one that stops training, as ``tune``'s pruning does, leaves a finished run).
+        callbacks: more Keras callbacks, run after the run's own (a stop leaves a finished run).
 
     Rerunning with the same config and run_dir resumes an interrupted run from its last
     completed epoch (weights, optimizer state, learning-rate schedule, history). A
