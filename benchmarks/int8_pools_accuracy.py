@@ -20,7 +20,7 @@ for name in ("lenet1", "lenet5_classic"):
     from lenet_keras.runs import load_model
     from lenet_keras.sources import load_idx_folder
     from lenet_keras.convert import tflite_graph, fold_plan, export_saved_model, convert_tflite
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
     data = load_idx_folder("/usr/share/datasets/fashion-mnist")
     model = load_model(run / "model.keras")
     calib = data.x_train[:500].astype(np.float32)

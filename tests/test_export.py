@@ -255,7 +255,7 @@ def test_int8_lenet1_runs_in_one_xnnpack_partition(tmp_path):
     """Converted as export does: no int8 AVERAGE_POOL_2D left, one XNNPACK partition,
     the int8 file still agrees with the Keras model."""
     from lenet_keras.convert import convert_tflite, export_saved_model, tflite_graph
-    from lenet_keras.predictors import TFLiteModel
+    from lenet_keras.runtimes import TFLiteModel
 
     model = build_model("lenet1", (28, 28, 1), 10)
     x = np.random.default_rng(0).uniform(0, 255, (64, 28, 28, 1)).astype("float32")
