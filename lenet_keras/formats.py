@@ -15,13 +15,12 @@ runtime class (``runtimes.py``) if no existing one runs it.
     <class 'lenet_keras.runtimes.TFLiteModel'>
 """
 
-import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from lenet_keras import convert, micro, runtimes, web
+from lenet_keras.backends import module_available
 from lenet_keras.errors import BadInput
 
 
@@ -150,19 +149,10 @@ def parse_formats(text):
     return tuple(name for name in CHOICES if name in names)
 
 
-def _installed(module):
-    if module in sys.modules:
-        return sys.modules[module] is not None
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def require(fmt):
     """BadInput, in one line naming the pip extra, when ``fmt`` needs a module that is not
     installed. Looks modules up without importing them."""
-    missing = [module for module in fmt.packages if not _installed(module)]
+    missing = [module for module in fmt.packages if not module_available(module)]
     if missing:
         raise BadInput(f"{fmt.name} needs {', '.join(missing)}, not installed: "
                        f'pip install "lenet-keras[{fmt.extra}]"')

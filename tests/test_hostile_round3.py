@@ -558,6 +558,7 @@ def _asgi(app, body_events, headers):
 
 class FakeService:
     labels = ["a", "b"]
+    web_dir = None  # no web app beside the model
 
     def classify(self, data):
         return {"label": "a", "latency_ms": 1.0, "bytes": len(data)}
