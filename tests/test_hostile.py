@@ -596,9 +596,11 @@ def test_repeated_ctrl_c_at_random_moments_always_resumes(tmp_path):
     np.savez(tmp_path / "data.npz", x_train=pixels(80), y_train=rng.integers(0, 2, 80),
              x_test=pixels(16, seed=1), y_test=np.arange(16) % 2)
     epochs = 14
-    command = [sys.executable, "-m", "lenet_keras", "fit", "--dataset", str(tmp_path / "data.npz"),
-               "--model", "lenet5_mini", "--epochs", str(epochs), "--batch-size", "16",
-               "--run-dir", str(tmp_path / "run")]
+    # --debug: a failed rerun shows its traceback (one intermittent failure, "ValueError:
+    # None values not supported", was seen once in a full run and never reproduced alone).
+    command = [sys.executable, "-m", "lenet_keras", "--debug", "fit", "--dataset",
+               str(tmp_path / "data.npz"), "--model", "lenet5_mini", "--epochs", str(epochs),
+               "--batch-size", "16", "--run-dir", str(tmp_path / "run")]
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     chooser = random.Random(1)
     interrupts, progress, in_save_window = 0, [], 0
@@ -616,7 +618,8 @@ def test_repeated_ctrl_c_at_random_moments_always_resumes(tmp_path):
             time.sleep(chooser.uniform(0, 0.25))
             process.send_signal(signal.SIGINT)
         _, errors = process.communicate(timeout=300)
-        assert process.returncode in (0, 130), f"rerun {interrupts} failed: {errors[-2000:]}"
+        traceback = [line for line in errors.splitlines() if 'File "' in line or "Error" in line]
+        assert process.returncode in (0, 130), f"rerun {interrupts} failed: {traceback[-30:]}"
         rows = read_history(tmp_path / "run")
         # The resumed process redid at most the epoch whose state was being saved.
         assert len(rows) >= done_before and [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
