@@ -619,7 +619,10 @@ def test_repeated_ctrl_c_at_random_moments_always_resumes(tmp_path):
             process.send_signal(signal.SIGINT)
         _, errors = process.communicate(timeout=300)
         traceback = [line for line in errors.splitlines() if 'File "' in line or "Error" in line]
-        assert process.returncode in (0, 130), f"rerun {interrupts} failed: {traceback[-30:]}"
+        # 130: KeyboardInterrupt handled; -SIGINT: the signal's default action, when it
+        # lands as the interpreter shuts down after the run (the next rerun finds it done).
+        assert process.returncode in (0, 130, -signal.SIGINT), (
+            f"rerun {interrupts} failed ({process.returncode}): {traceback[-30:]}")
         rows = read_history(tmp_path / "run")
         # The resumed process redid at most the epoch whose state was being saved.
         assert len(rows) >= done_before and [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
