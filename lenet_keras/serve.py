@@ -265,18 +265,25 @@ class ModelService:
             "max_upload_bytes": MAX_UPLOAD_BYTES,
         }
 
-    def classify(self, data):
-        """Image bytes -> the /api/predict answer. Raises BadInput for a non-image."""
-        from lenet_keras.predictors import decode_image, top_k
+    def decode(self, data):
+        """Image bytes -> the model's input pixels, at most MAX_CONCURRENT_DECODES at once
+        (ServerBusy after DECODE_WAIT_SECONDS). Raises BadInput for a non-image."""
+        from lenet_keras.predictors import decode_image
 
         if not self._decodes.acquire(timeout=DECODE_WAIT_SECONDS):
             raise ServerBusy(f"busy: {MAX_CONCURRENT_DECODES} images are being decoded; "
                              "retry in a few seconds")
         try:  # the one decoder (sources.open_image) turns every failure into BadInput
-            pixels = decode_image(data, self.input_shape, name="the upload")
+            return decode_image(data, self.input_shape, name="the upload")
         finally:
             self._decodes.release()
             release_free_memory()
+
+    def classify(self, data):
+        """Image bytes -> the /api/predict answer. Raises BadInput for a non-image."""
+        from lenet_keras.predictors import top_k
+
+        pixels = self.decode(data)
         with self.pool.borrow() as predictor:
             start = time.perf_counter()
             probabilities = predictor.predict(pixels[None])[0]
@@ -298,15 +305,8 @@ def explain_upload(service, data):
     model's input size (the photo is stretched to it, so it overlays the whole photo):
     Grad-CAM for a Keras model, occlusion (forward passes only) for any other file."""
     from lenet_keras.explaining import explain, gradcam_stage, load_explainable
-    from lenet_keras.predictors import decode_image
 
-    try:
-        pixels = decode_image(data, service.input_shape, name="the upload")
-    except BadInput:
-        raise
-    except Exception as error:  # noqa: BLE001  a malformed file can trip any decoder
-        raise BadInput(f"cannot read the upload: not a readable image file "
-                       f"({type(error).__name__})") from None
+    pixels = service.decode(data)  # the same bounded decoder as /api/predict
     with service.pool.borrow() as predictor:
         model, forward, _ = load_explainable(predictor)
         method = "occlusion"
@@ -336,6 +336,9 @@ def explain_endpoint(service):
             result = await run_in_threadpool(explain_upload, service, data)
         except BadInput as error:
             return JSONResponse({"error": str(error)}, status_code=400)
+        except ServerBusy as error:
+            return JSONResponse({"error": str(error)}, status_code=503,
+                                headers={"Retry-After": "5"})
         request.state.log_note = f"-> {result['method']} heat map of {result['label']}"
         return result
 
