@@ -450,25 +450,43 @@ def test_resize_without_tensorflow_is_close_to_tensorflow():
 
 # ---------------------------------------------------------------------------------------
 # One augmentation for both feeders (the JAX feeder once trained "none" and "flip" with
-# random shifts), and a TensorFlow that fails to import
+# random shifts), run inside the compiled training step on JAX, and a TensorFlow that
+# fails to import
 # ---------------------------------------------------------------------------------------
 
 JAX_BATCHES = textwrap.dedent("""
     import json, sys
     import numpy as np
     import lenet_keras as lk
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.training import build_for_config
     source = np.load(sys.argv[1])
     x_train = source["x_train"].reshape(-1, 28, 28, 1)
+
+    def from_source(images):
+        return bool(all((x_train == image).all(axis=(1, 2, 3)).any()
+                        for image in np.asarray(images).astype(np.uint8)))
+
     result = {}
     for kind in ("none", "shift", "flip"):
         bundle = lk.load_dataset(sys.argv[1], augment=kind, val_split=0, batch_size=32, seed=3)
-        images = np.concatenate([bundle.train[i][0] for i in range(len(bundle.train))])
+        batches = [bundle.train[i][0] for i in range(len(bundle.train))]
+        images = np.concatenate(batches)
+        model = build_for_config(TrainConfig(augment=kind, batch_size=32), bundle)
+        # What the training step feeds the network: the wrapper's augmenter output.
+        seen = (bundle.augment(images, training=True) if bundle.augment is not None
+                else images)
         result[kind] = {
             "type": type(bundle.train).__name__,
-            "all_source_images": bool(all((x_train == image).all(axis=(1, 2, 3)).any()
-                                          for image in images.astype(np.uint8))),
-            "integral": bool((images == np.round(images)).all()),
-            "sum": float(images.sum()),
+            "on_device": type(batches[0]).__module__.startswith("jax"),
+            "batches_from_source": from_source(images),
+            "augmenter_in_model": [l.name for l in model.layers].count("augment"),
+            "weights": len(model.get_weights()),
+            "seen_from_source": from_source(seen),
+            "integral": bool((np.asarray(seen) == np.round(np.asarray(seen))).all()),
+            "sum": float(np.asarray(seen).sum()),
+            "inference_unchanged": bool(bundle.augment is None or np.array_equal(
+                np.asarray(bundle.augment(images, training=False)), images)),
         }
     print("@@" + json.dumps(result))
 """)
@@ -482,11 +500,69 @@ def test_jax_feeder_augments_as_asked_and_none_keeps_the_source_pixels(small_npz
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("@@"))[2:])
     assert {r["type"] for r in result.values()} == {"ArrayBatches"}
-    assert result["none"]["all_source_images"] and result["none"]["integral"]
+    # The batches live on the JAX device and are the source pixels whatever --augment says:
+    # the model's training step augments them, not the feeder.
+    assert all(r["on_device"] for r in result.values())
+    assert all(r["batches_from_source"] for r in result.values())
+    assert [result[k]["augmenter_in_model"] for k in ("none", "shift", "flip")] == [0, 1, 1]
+    assert len({r["weights"] for r in result.values()}) == 1  # the wrapper adds no weights
+    assert result["none"]["seen_from_source"] and result["none"]["integral"]
     # A flip moves pixels but keeps every value; a shift/zoom interpolates and pads.
-    assert not result["flip"]["all_source_images"]
+    assert not result["flip"]["seen_from_source"]
     assert result["flip"]["sum"] == result["none"]["sum"]
     assert not result["shift"]["integral"]
+    assert all(r["inference_unchanged"] for r in result.values())
+
+
+JAX_RESUME = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import numpy as np
+    import keras
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.runs import load_model, read_history
+    from lenet_keras.training import train
+
+    class Crash(keras.callbacks.Callback):  # after the run's own callbacks saved epoch 2
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("simulated crash")
+
+    data, out = sys.argv[1], Path(sys.argv[2])
+    config = TrainConfig(dataset=data, epochs=3, batch_size=32, augment="flip", seed=3,
+                         backend="jax")
+    train(config, out / "straight")
+    try:
+        train(config, out / "resumed", callbacks=[Crash()])
+    except RuntimeError:
+        pass
+    crashed = [row["epoch"] for row in read_history(out / "resumed")]
+    train(config, out / "resumed")
+    straight, resumed = (load_model(out / name / "model.keras") for name in ("straight", "resumed"))
+    print("@@" + json.dumps({
+        "crashed_after": crashed,
+        "same_weights": all(np.array_equal(a, b) for a, b in
+                            zip(straight.get_weights(), resumed.get_weights())),
+        "same_history": read_history(out / "straight") == read_history(out / "resumed"),
+        "layers": [layer.name for layer in straight.layers],
+    }))
+""")
+
+
+@requires_jax
+def test_jax_run_with_flips_resumes_to_the_weights_of_an_uninterrupted_run(small_npz, tmp_path):
+    """The augmenter runs inside the jitted step and restarts its random stream at
+    (seed, epoch): a crashed and resumed JAX run ends bit-identical to a straight one,
+    and model.keras holds the network without augmentation layers."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-c", JAX_RESUME, str(small_npz), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("@@"))[2:])
+    assert result["crashed_after"] == [1, 2]
+    assert result["same_weights"] and result["same_history"]
+    assert result["layers"][0] == "image" and not any(
+        name == "augment" or name.startswith("random_") for name in result["layers"])
 
 
 @pytest.fixture
