@@ -118,10 +118,11 @@ def reseed(augment, seed, epoch):
     Where the model runs the augmenter (JAX, torch), its layers' seed states (its only
     variables, not weights: checkpoints do not hold them) are set as each epoch begins,
     so a resumed run draws the flips and shifts of the epochs it resumes. A state is a
-    raw (key, counter) pair: each draw adds 1 to the counter.
+    raw (key, counter) pair: each draw adds 1 to the counter. Keys below 2**31: torch
+    keeps the state as int32.
     """
     for index, state in enumerate(augment.non_trainable_variables):
-        key = np.random.default_rng([seed, epoch, index]).integers(2**32, dtype=np.uint64)
+        key = np.random.default_rng([seed, epoch, index]).integers(2**31)
         state.assign(np.array([key, 0], dtype=state.dtype))
 
 

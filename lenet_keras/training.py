@@ -174,8 +174,10 @@ def build_for_config(config, bundle):
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
         # MirroredStrategy fails in Keras 3's multi-step loop ("You must feed a value
-        # for placeholder tensor", keras-team/keras issue 19246, open): one step per call.
-        steps_per_execution=1 if config.distribute == "mirrored" else config.steps_per_execution,
+        # for placeholder tensor", keras-team/keras issue 19246, open), and Keras' torch
+        # trainer refuses more than one step per call: one step per call there.
+        steps_per_execution=(1 if config.distribute == "mirrored" or config.backend == "torch"
+                             else config.steps_per_execution),
     )
     return model
 

@@ -152,6 +152,20 @@ def test_jax_fit_writes_the_same_run_directory(small_npz, tmp_path):
     assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
+@requires_torch
+def test_torch_fit_runs_one_step_per_call_and_flips_inside_the_model(small_npz, tmp_path):
+    """Keras' torch trainer refuses steps_per_execution > 1 (the config's default is 64);
+    the augmenter runs in the model there too, and model.keras is the network alone."""
+    run_dir = tmp_path / "run"
+    done = run_cli_process(*fit_args(small_npz, run_dir, "--backend", "torch", "--augment", "flip"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert metrics_of(run_dir)["backend"] == "torch"
+    from lenet_keras.runs import load_model
+
+    names = [layer.name for layer in load_model(run_dir / "model.keras").layers]
+    assert names[0] == "image" and "augment" not in names
+
+
 @pytest.mark.parametrize("args, message", [
     (["--backend", "jax", "--distribute", "mirrored"],
      "Error: --distribute mirrored runs on the tensorflow backend; pass --backend tensorflow (got jax)"),
