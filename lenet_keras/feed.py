@@ -52,6 +52,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.multiple = multiple
         self.epoch = 0
         self._order = self._permutation()
+        self._batches = self._bounds()  # once: __getitem__ runs every step
         self._gather = _device_gather(x, y) if on_device else None
 
     def _permutation(self):
@@ -73,10 +74,10 @@ class ArrayBatches(keras.utils.PyDataset):
         return bounds
 
     def __len__(self):
-        return len(self._bounds())
+        return len(self._batches)
 
     def __getitem__(self, index):
-        start, stop = self._bounds()[index]
+        start, stop = self._batches[index]
         share = (stop - start) // self.shard_count
         start += self.shard_index * share
         indices = np.sort(self._order[start:start + share])  # sorted: faster gather
@@ -97,7 +98,7 @@ class ArrayBatches(keras.utils.PyDataset):
     @property
     def num_images(self):
         """Images per epoch, all processes together."""
-        return sum(stop - start for start, stop in self._bounds())
+        return sum(stop - start for start, stop in self._batches)
 
 
 def _device_gather(x, y):
