@@ -26,6 +26,10 @@ from lenet_keras.quiet import import_keras
 
 keras = import_keras()
 
+# Training + validation images larger than this stay on the host (a big image folder
+# would take the GPU memory the model needs); Fashion-MNIST is 47 MB, CIFAR-10 150 MB.
+DEVICE_DATA_LIMIT_BYTES = 2 * 1024**3
+
 
 class ArrayBatches(keras.utils.PyDataset):
     """Batches of (float32 images, int64 labels) over uint8 arrays.
@@ -120,8 +124,11 @@ def feed_bundle(prepared, *, batch_size=128, seed=42, shard=(0, 1), multiple=1,
 
     ``shard`` and ``multiple`` apply to training and validation, which run distributed;
     the test split is whole: the final evaluation runs undistributed, in each process,
-    from host arrays (``on_device`` puts training and validation on the device).
+    from host arrays. ``on_device`` puts training and validation on the device when they
+    fit in ``DEVICE_DATA_LIMIT_BYTES``.
     """
+    on_device = on_device and (prepared.x_train.nbytes + prepared.x_val.nbytes
+                               <= DEVICE_DATA_LIMIT_BYTES)
 
     def batches(x, y, training=False):
         return ArrayBatches(x, y, batch_size, training=training, seed=seed, shard=shard,

@@ -452,6 +452,33 @@ def test_feeder_shards_split_every_global_batch():
     assert feeder(batch=16, multiple=3)[6][1].tolist() == [96, 97, 98]
 
 
+@requires_jax
+def test_feeder_on_the_device_gives_the_host_batches_and_big_data_stays_on_the_host(monkeypatch):
+    from lenet_keras import feed
+    from lenet_keras.pipelines import PreparedArrays
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (100, 4, 4, 1), np.uint8), rng.integers(0, 10, 100)
+    prepared = PreparedArrays("t", x[:80], y[:80], x[80:], y[80:], x[:10], y[:10], list("0123456789"))
+
+    def epochs(bundle):
+        batches = []
+        for epoch in range(2):
+            bundle.set_epoch(epoch)
+            batches += [bundle.train[i] for i in range(len(bundle.train))]
+        return batches + [bundle.val[i] for i in range(len(bundle.val))]
+
+    host = epochs(feed.feed_bundle(prepared, batch_size=16, seed=3))
+    device = epochs(feed.feed_bundle(prepared, batch_size=16, seed=3, on_device=True))
+    assert all(type(images).__module__.startswith("jax") for images, _ in device)
+    for (hx, hy), (dx, dy) in zip(host, device, strict=True):
+        np.testing.assert_array_equal(hx, np.asarray(dx))
+        np.testing.assert_array_equal(hy, np.asarray(dy))
+    monkeypatch.setattr(feed, "DEVICE_DATA_LIMIT_BYTES", x.nbytes - 1)
+    big = feed.feed_bundle(prepared, batch_size=16, seed=3, on_device=True)
+    assert isinstance(big.train[0][0], np.ndarray)
+
+
 def test_resize_without_tensorflow_is_close_to_tensorflow():
     from lenet_keras.sources import SAMPLE_PATH, resize_images, _resize_with_pil
 
