@@ -25,8 +25,8 @@ fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   "$PYTHON" -c "import jax, keras, torch; print('jax', jax.__version__, jax.devices(), '| keras', keras.__version__, '| torch', torch.__version__)"
 } 2>&1 | tee "$OUT/versions.txt"
-# BEFORE=PATH: also run every package case from that checkout (e.g. `git worktree add
-# ../before <commit>` here, carried along), alternating with this one over ROUNDS rounds.
+# BEFORE=PATH: also run every package case from that checkout (e.g. here `mkdir .before &&
+# git archive <commit> | tar -x -C .before`, carried along), alternating over ROUNDS rounds.
 "$PYTHON" benchmarks/gpu_fit.py --data "${DATA:-.data/fashion_mnist.npz}" \
   --epochs "${EPOCHS:-15}" --model "${MODEL:-lenet5}" --bf16 --spe1 --out "$OUT" \
   --flip-model "${FLIP_MODEL-mobilenet_mini}" --flip-epochs "${FLIP_EPOCHS:-5}" \
