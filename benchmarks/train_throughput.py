@@ -79,12 +79,13 @@ def timed_keras_epoch(worker, x, **fit_options):
     """One more epoch of ``worker.model.fit``, timed by its TrainingTimer (steps only)."""
     timer = worker.timer
     images, seconds = timer.images, timer.step_seconds
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     worker.model.fit(x, epochs=worker.epoch_index + 1, initial_epoch=worker.epoch_index,
                      callbacks=[timer], verbose=0, **fit_options)
     worker.epoch_index += 1
     return {
         "wall_seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
         "images": timer.images - images,
         "step_seconds": timer.step_seconds - seconds,
         "compile_seconds": timer.compile_seconds,
@@ -237,7 +238,7 @@ class TorchWorker:
     def epoch(self, steps=None):
         torch, F, batch = self.torch, self.F, self.batch_size
         self.model.train()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         order = torch.randperm(len(self.x), generator=self.generator)
         # Drop the remainder, as the package's pipeline does.
         steps = min(steps or len(self.x) // batch, len(self.x) // batch)
@@ -248,7 +249,8 @@ class TorchWorker:
             F.cross_entropy(self.model(images), labels).backward()
             self.optimizer.step()
         seconds = time.perf_counter() - started
-        return {"wall_seconds": seconds, "images": steps * batch, "step_seconds": seconds}
+        return {"wall_seconds": seconds, "images": steps * batch, "step_seconds": seconds,
+                "cpu_seconds": time.process_time() - cpu_started}
 
     def evaluate(self):
         torch = self.torch
@@ -329,6 +331,14 @@ class Worker:
 
 def per_epoch_rate(row):
     return row["images"] / row["step_seconds"] if row["step_seconds"] else 0.0
+
+
+def per_cpu_second(worker):
+    """Median images per CPU-second of the worker process (all its threads) over epochs
+    after the first: the work an image costs, which other jobs on the CPU change far less
+    than they change images per wall-clock second."""
+    rates = [r["images"] / r["cpu_seconds"] for r in worker.epochs[1:] if r.get("cpu_seconds")]
+    return statistics.median(rates) if rates else float("nan")
 
 
 def paired_ratio(a, b):
@@ -423,14 +433,17 @@ def report_levers(args):
     target = args.target if args.tta else None
     reached = race(workers, args.epochs if args.tta else args.rounds, target, args.rounds)
     base = workers[0]
-    print(f"\n| variant | images/s | vs {base.name} | compile s | time to {args.target:.2f} |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"\n| variant | images/s | vs {base.name} | images per CPU-s | vs {base.name} "
+          f"| compile s | time to {args.target:.2f} |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for worker in workers:
         first = worker.epochs[0]
         tta = reached.get(worker.name)
         tta_text = f"{tta[1]:.1f} s (epoch {tta[0]})" if tta else "-"
         print(f"| {worker.name} | {worker.throughput(skip_first=True):,.0f} | "
-              f"{paired_ratio(worker, base):.2f}x | {first.get('compile_seconds') or 0:.1f} | "
+              f"{paired_ratio(worker, base):.2f}x | {per_cpu_second(worker):,.0f} | "
+              f"{per_cpu_second(worker) / per_cpu_second(base):.2f}x | "
+              f"{first.get('compile_seconds') or 0:.1f} | "
               f"{tta_text} |")
     for worker in workers:
         worker.close()

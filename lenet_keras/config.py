@@ -102,8 +102,11 @@ class TrainConfig:
         that are None keep the defaults. ``model`` None: the recipe's, else lenet5."""
         given = {k: v for k, v in options.items() if v is not None}
         settings = get_recipe(recipe) if recipe is not None else {}
-        model = model or settings.pop("model", None) or cls.model
-        settings.pop("model", None)
+        recipe_model = settings.pop("model", None)
+        model = model or recipe_model or cls.model
+        if model != recipe_model:
+            # A recipe's builder arguments are for its own model, not the one given instead.
+            settings.pop("model_args", None)
         return cls(model=model, recipe=recipe,
                    **{**get_spec(model).train, **settings, **given})
 
