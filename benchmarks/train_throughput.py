@@ -113,6 +113,8 @@ class PackageWorker:
         from lenet_keras.devices import place
 
         self.keras = keras
+        # epoch_steps N: an "epoch" is the next N batches only (short comparisons).
+        epoch_steps = options.pop("epoch_steps", None)
         self.config = TrainConfig(**options).resolved()
         placement = place(self.config)  # the precision policy (and devices) as fit sets them
         keras.utils.set_random_seed(self.config.seed)
@@ -121,9 +123,10 @@ class PackageWorker:
             self.model = build_for_config(self.config, self.bundle)
         self.timer = TrainingTimer(self.config.batch_size)
         self.epoch_index = 0
+        self.train = self.bundle.train.take(epoch_steps) if epoch_steps else self.bundle.train
 
     def epoch(self):
-        return timed_keras_epoch(self, self.bundle.train, shuffle=False)
+        return timed_keras_epoch(self, self.train, shuffle=False)
 
     def evaluate(self):
         _, accuracy = self.model.evaluate(self.bundle.test, verbose=0)

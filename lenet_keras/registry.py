@@ -31,6 +31,11 @@ class ModelSpec:
     # TrainConfig defaults for this model (a recipe measured for it), under the options
     # the user gives; recorded in each run's config.json. Empty: the global defaults.
     train: dict = field(default_factory=dict)
+    # Where mixed_bfloat16 trains this model faster than float32 at the same accuracy, as
+    # measured (benchmarks/precision.py, docs/SPEED.md): {CPU bf16 kind: bf16 / float32
+    # images/s}, a kind from devices.BF16_KINDS. `fit --precision auto` picks bf16 only
+    # where this has the CPU's kind; a kind nobody measured is not here.
+    bf16_faster_on: dict = field(default_factory=dict)
 
 
 MODELS = {

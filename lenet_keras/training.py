@@ -14,6 +14,7 @@ import platform
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from lenet_keras import devices, runs
@@ -59,6 +60,7 @@ def train(config, run_dir=None, log=print, overwrite=False, callbacks=()):
 
     # 2. Place: keras on its backend, precision, devices, the other processes.
     placement = devices.place(config)
+    config = replace(config, precision=placement.precision)  # auto resolved: config.json says which
     token = devices.run_token(placement)  # None unless several processes train
     writes = devices.claim_run_dir(placement, run_dir, own_run_dir, token)
     if writes and not placement.is_chief:
@@ -253,6 +255,8 @@ def _announce(config, run_dir, bundle, model, log, placement, shown_dir=None):
         f"{bundle.image_shape}, {len(bundle.class_names)} classes -> "
         + (shown_dir or str(run_dir)))
     log(placement.summary())
+    if placement.precision_note:  # --precision auto chose bf16: say why
+        log(placement.precision_note)
     if config.recipe_changes():
         # Say so when a model's registry recipe (or a flag) changes the training.
         log(f"recipe: {config.recipe_changes()}")
