@@ -42,9 +42,8 @@ def train(config, run_dir=None, log=print, overwrite=False, callbacks=()):
     before anything is written; what needs no TensorFlow is checked before it loads.
 
     The backend is ``config.backend`` (default: KERAS_BACKEND, else tensorflow); keras
-    must not have been imported on another one (set KERAS_BACKEND before importing it).
-    In a multi-process data-parallel run, process 0 writes the run directory; another
-    process writes only to a ``run_dir`` of its own (one process 0 does not write).
+    must not run on another one yet. In a multi-process data-parallel run, process 0
+    writes the run directory; another writes only to a ``run_dir`` of its own.
 
     Example:
         >>> metrics = train(TrainConfig(model="lenet5", epochs=3), "runs/quick")
