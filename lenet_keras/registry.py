@@ -33,26 +33,31 @@ class ModelSpec:
     train: dict = field(default_factory=dict)
     # Where mixed_bfloat16 trains this model faster than float32 at the same accuracy, as
     # measured (benchmarks/precision.py, docs/SPEED.md): {CPU bf16 kind: bf16 / float32
-    # images/s}, a kind from devices.BF16_KINDS. `fit --precision auto` picks bf16 only
-    # where this has the CPU's kind; a kind nobody measured is not here.
+    # images/s over 15 epochs}, a kind from devices.BF16_KINDS. `fit --precision auto`
+    # picks bf16 only where this has the CPU's kind. Measured on AMD Zen 4
+    # (avx512_bf16) only: no Intel AMX entry until one is measured there.
     bf16_faster_on: dict = field(default_factory=dict)
 
 
 MODELS = {
     spec.name: spec
     for spec in [
-        ModelSpec("lenet5", "modern LeNet-5 (keras-io): ReLU, max-pool, 6-16 maps, 120-84 dense"),
+        ModelSpec("lenet5", "modern LeNet-5 (keras-io): ReLU, max-pool, 6-16 maps, 120-84 dense",
+                  bf16_faster_on={"avx512_bf16": 1.16}),
         ModelSpec("lenet5_classic",
                   "faithful to LeCun et al. 1998: scaled tanh 1.7159·tanh(2x/3), trainable "
                   "subsampling (coefficient + bias per map), C3 wired by the paper's Table I "
                   "(1,516 params), C5 as a 5x5 conv; a softmax replaces the RBF output"),
-        ModelSpec("lenet5_mini", "4-8 maps, no hidden dense layer: for microcontrollers"),
-        ModelSpec("lenet5_bn", "32-64 maps, batch norm and dropout: the accurate one"),
+        ModelSpec("lenet5_mini", "4-8 maps, no hidden dense layer: for microcontrollers",
+                  bf16_faster_on={"avx512_bf16": 1.15}),
+        ModelSpec("lenet5_bn", "32-64 maps, batch norm and dropout: the accurate one",
+                  bf16_faster_on={"avx512_bf16": 1.14}),
         ModelSpec("lenet1", "LeNet-1 (1989): 4-12 maps, average pooling"),
         ModelSpec("mlp", "the fully connected 300-100 baseline", min_image_size=1),
         ModelSpec("alexnet_mini",
                   "AlexNet's shape for 28 px: 5x5 then four 3x3 convs (16-32-48-48-32 maps), "
-                  "3 max-pools, 256-256 dense layers with dropout 0.5, ReLU, no batch norm"),
+                  "3 max-pools, 256-256 dense layers with dropout 0.5, ReLU, no batch norm",
+                  bf16_faster_on={"avx512_bf16": 1.38}),
         # Left-right flips (Fashion-MNIST's labels survive a mirror): on validation, 15
         # epochs, best 0.934 against 0.928 without (the search that is now `lenet-keras tune`'s
         # space: tune.ARCHITECTURES, tune.LAYOUTS).
