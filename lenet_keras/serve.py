@@ -128,11 +128,13 @@ def model_format(path, predictor):
 
 def quantization(path, input_info):
     """What /api/model says of the model's numbers: its row's words, else (a .tflite
-    under another name) from its input tensor."""
+    under another name, or the web page's model: int8 or float32 inside) from its input
+    tensor (uint8 raw pixels, scale 0, feed a float graph)."""
     fmt = named(path)
-    if fmt is not None and fmt.predictor is not None:
+    if fmt is not None and fmt.predictor is not None and fmt.quantization is not None:
         return fmt.quantization
-    return "full-integer int8" if np.dtype(input_info["dtype"]).kind in "iu" else "none"
+    integer = np.dtype(input_info["dtype"]).kind in "iu" and input_info.get("scale")
+    return "full-integer int8" if integer else "none"
 
 
 def web_folder(path):
