@@ -165,6 +165,26 @@ class ExportJob:
         return by_speed(self.latencies, names)[0].name
 
 
+def tflite_bytes(model, name, check_images, calibration=None, describe=None):
+    """(bytes, report extras) of the .tflite ``export`` writes for the LiteRT format
+    ``name`` (float32, dynamic, float16, int8) of ``model``: its own converter, so the
+    same graph rewrites (checked on ``check_images``), calibration (on ``calibration``)
+    and metadata (``describe``, default: class_0... labels), without an export folder.
+    For benchmarks: their numbers are those of the files that ship."""
+    fmt = get(name)
+    describe = describe or {"labels": [f"class_{i}" for i in range(model.output_shape[-1])],
+                            "name": model.name, "channels": int(model.input_shape[-1])}
+    with tempfile.TemporaryDirectory(prefix="tflite-bytes-") as folder:
+        job = ExportJob(model=model, model_path=Path(folder) / "model.keras",
+                        run_name=model.name, summary=model.name, staging=Path(folder),
+                        sources=Path(folder), x_test=np.asarray(check_images, np.float32),
+                        y_test=np.zeros(len(check_images), np.int64),
+                        calibration=None if calibration is None else np.asarray(calibration),
+                        describe=describe, progress=False, log=lambda *_: None)
+        path, extra = fmt.convert(job, fmt)
+        return path.read_bytes(), extra
+
+
 def report_entry(fmt, path, runner, job, extra=None):
     """The report entry of one format, the same for all: file and bytes, test accuracy,
     top-1 agreement with (and largest probability difference from) the reference, tensor
