@@ -454,9 +454,10 @@ def explain_command(images, run_dir, model_path, method, class_name, out, unsafe
 @cli.command()
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="A .tflite, .onnx, .keras file or SavedModel directory (default: the "
-                   "latest export's int8 .tflite, else the latest run's model.keras).")
+                   "latest export's fastest .tflite, else the latest run's model.keras).")
 @click.option("--export-dir", type=click.Path(), default=None,
-              help="Serve this export's int8 .tflite (or its best other file).")
+              help="Serve this export's fastest .tflite as its report.json timed it (int8 "
+                   "where none was timed; else its best other file).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 shares it with your network).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
