@@ -115,6 +115,9 @@ class PackageWorker:
         self.keras = keras
         # epoch_steps N: an "epoch" is the next N batches only (short comparisons).
         epoch_steps = options.pop("epoch_steps", None)
+        # float32 unless asked, as the PyTorch loop is: fit's default (--precision auto)
+        # is bf16 on some CPUs; `--variant auto:precision=auto` measures that.
+        options.setdefault("precision", "float32")
         self.config = TrainConfig(**options).resolved()
         placement = place(self.config)  # the precision policy (and devices) as fit sets them
         keras.utils.set_random_seed(self.config.seed)
