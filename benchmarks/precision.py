@@ -45,7 +45,7 @@ SAME_ACCURACY = 0.005
 def worker_options(model, precision, args, epoch_steps=None):
     """What fit would run for ``model`` (its registry recipe), at ``precision``."""
     config = TrainConfig.for_model(model, recipe=args.recipe, dataset=args.data, epochs=args.epochs,
-                                   batch_size=args.batch_size, precision=precision)
+                                   batch_size=args.batch_size, precision=precision, seed=args.seed)
     options = {k: v for k, v in asdict(config).items() if k != "created"}
     return {**options, "epoch_steps": epoch_steps} if epoch_steps else options
 
@@ -119,6 +119,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="default: each model's registry recipe (128 unless it says otherwise)")
+    parser.add_argument("--seed", type=int, default=None, help="default: TrainConfig's")
     parser.add_argument("--recipe", default=None,
                         help="a named recipe (registry.RECIPES) over the models' own, e.g. fast")
     parser.add_argument("--short", action="store_true",

@@ -137,3 +137,16 @@ def test_a_bad_precision_in_a_config_file_is_one_line(run_cli, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "precision must be one of auto," in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_fit_on_this_cpu_follows_the_registry(run_cli, small_npz, tmp_path):
+    """The real CLI, no fakes: bf16 and its line where the registry lists this CPU's kind
+    for lenet5 (AMD Zen 4 here), float32 and no line elsewhere."""
+    kind = devices.cpu_bf16_kind()
+    expected = "mixed_bfloat16" if kind in get_spec("lenet5").bf16_faster_on else "float32"
+    done = run_cli("fit", "--dataset", small_npz, "--epochs", "1", "--batch-size", "32",
+                   "--run-dir", tmp_path / "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"(tensorflow, {expected})" in done.stdout
+    assert ("precision: mixed_bfloat16 (auto: " in done.stdout) == (expected != "float32")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == expected
