@@ -1,5 +1,5 @@
 """The real `lenet-keras fit --backend jax` on one GPU against a plain PyTorch loop of the
-same network and batch, in one run; no TensorFlow needed.
+same network and batch, and with flips against without, in one run; no TensorFlow needed.
 
     python benchmarks/fashion_mnist_npz.py .data/fashion_mnist.npz     # where the IDX files are
     python benchmarks/gpu_fit.py --data .data/fashion_mnist.npz --epochs 15 --out results/
@@ -8,15 +8,20 @@ same network and batch, in one run; no TensorFlow needed.
              a user runs it: its metrics.json gives images/s (training steps only, the
              first, compiling execution left out) and the test accuracy of the best epoch.
              With ``--bf16`` the same command again with ``--precision mixed_bfloat16``.
-(b) pytorch  a plain loop of the same LeNet-5 on the same 54,000 training images (the
+(b) flips    ``fit --model mobilenet_mini`` (``--flip-model``) with ``--augment none`` and
+             with ``--augment flip``: what augmentation costs (flip / none).
+(c) pytorch  a plain loop of the same LeNet-5 on the same 54,000 training images (the
              package's seeded validation hold-out removed), the same batch, Adam with the
              same peak rate and cosine decay to zero; the whole training set on the GPU
              (the loop's best case). images/s over the epochs after the first; test
              accuracy after the last epoch.
 
-Each runs in its own process, one after the other. Writes OUT/gpu_fit.json (everything,
-the package's metrics.json and history.csv included), gpu_fit.md (the table) and the
-package's fit logs: few files, as the GPU machine sends back at most 8.
+Each runs in its own process, one after the other. ``--tree before=PATH`` runs every
+package case from another checkout too (e.g. the code before a change), alternating
+with this one in every round (``--rounds``), so both see the same machine; ratios are
+medians of the rounds' pairs. Writes OUT/gpu_fit.json (everything, the package's
+metrics.json and history.csv included), gpu_fit.md (the table) and fit_logs.txt: few
+files, as the GPU machine sends back at most 8.
 """
 
 import argparse
@@ -32,22 +37,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_package(args, out, precision):
-    """`python -m lenet_keras fit` in a subprocess; its metrics.json plus wall time."""
+def run_package(tree, fit_args, log):
+    """`python -m lenet_keras fit FIT_ARGS` from checkout ``tree``, in a subprocess: its
+    metrics.json plus wall time; its output goes to ``log``."""
     run_dir = Path(tempfile.mkdtemp(prefix="gpu_fit-")) / "run"
-    command = [sys.executable, "-m", "lenet_keras", "fit", "--backend", "jax",
-               "--dataset", args.data, "--model", args.model, "--epochs", str(args.epochs),
-               "--batch-size", str(args.batch_size), "--precision", precision,
+    command = [sys.executable, "-m", "lenet_keras", "fit", "--backend", "jax", *fit_args,
                "--run-dir", str(run_dir)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    print("$ " + " ".join(command[1:]), flush=True)
+        [str(tree)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    print(f"$ ({tree}) " + " ".join(command[1:]), flush=True)
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    tag = "" if precision == "float32" else f"_{precision}"
-    (out / f"fit_jax{tag}.log").write_text(done.stdout + "\n--- stderr ---\n" + done.stderr)
-    print(done.stdout[-1500:], flush=True)
+    with log.open("a") as file:
+        file.write(f"$ ({tree}) {' '.join(command[1:])}\n{done.stdout}\n--- stderr ---\n"
+                   f"{done.stderr[-5000:]}\n\n")
+    print(done.stdout[-800:], flush=True)
     if done.returncode != 0:
         print(done.stderr[-3000:], flush=True)
         return {"error": f"exit {done.returncode}"}
@@ -58,6 +63,26 @@ def run_package(args, out, precision):
     shutil.rmtree(run_dir.parent, ignore_errors=True)
     return {**metrics, "process_seconds": round(wall, 1), "trained_on": trained_on,
             "history_csv": history}
+
+
+def package_cases(args):
+    """{case name: fit arguments}: lenet5 (and bf16), then the flip model without and
+    with flips."""
+    common = ["--batch-size", str(args.batch_size)]
+    lenet = ["--dataset", args.data, "--model", args.model, "--epochs", str(args.epochs), *common]
+    cases = {f"{args.model} float32": [*lenet, "--precision", "float32"]} if args.model else {}
+    if args.model and args.bf16:
+        cases[f"{args.model} mixed_bfloat16"] = [*lenet, "--precision", "mixed_bfloat16"]
+    if args.model and args.spe1:  # the CLI has no switch for it; a config file sets it
+        spe1 = Path(args.out).resolve() / "steps_per_execution_1.json"
+        spe1.write_text(json.dumps({"steps_per_execution": 1}))
+        cases[f"{args.model} float32, 1 step per execution"] = [*lenet, "--config", str(spe1)]
+    if args.flip_model:
+        flip = ["--dataset", args.flip_data or args.data, "--model", args.flip_model,
+                "--epochs", str(args.flip_epochs), *common]
+        cases[f"{args.flip_model} --augment none"] = [*flip, "--augment", "none"]
+        cases[f"{args.flip_model} --augment flip"] = [*flip, "--augment", "flip"]
+    return cases
 
 
 def run_torch(args):
@@ -122,46 +147,105 @@ def run_torch(args):
             "test_accuracy": float(np.mean(predicted == y_test))}
 
 
-def table(results, args):
-    rows = [f"| {args.model}, batch {args.batch_size}, {args.epochs} epochs | images/s "
-            "| vs PyTorch | test accuracy |", "|---|---:|---:|---:|"]
-    torch_rate = results["pytorch"].get("train_images_per_second")
-    for name, result in results.items():
-        if "error" in result:
-            rows.append(f"| {name} | failed: {result['error']} | | |")
+def median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def rate(result):
+    return result.get("train_images_per_second") if "error" not in result else None
+
+
+def table(runs, torch_result, trees, args):
+    """The markdown table: per case and tree, median images/s, vs PyTorch (the lenet
+    cases), test accuracy; then flip / none and tree / first tree, medians of the rounds'
+    pairs."""
+    rows = [f"| batch {args.batch_size} | checkout | images/s | vs PyTorch | test accuracy |",
+            "|---|---|---:|---:|---:|"]
+    torch_rate = torch_result.get("train_images_per_second") if torch_result else None
+    for (case, tree), results in runs.items():
+        rates = [rate(r) for r in results if rate(r)]
+        if not rates:
+            why = results[0].get("error") or "no step timed: more epochs"
+            rows.append(f"| {case} | {tree} | {why} | | |")
             continue
-        rate = result["train_images_per_second"]
-        ratio = f"{rate / torch_rate:.2f}x" if torch_rate else "-"
-        rows.append(f"| {name} | {rate:,.0f} | {ratio} | {result['test_accuracy']:.4f} |")
-    return "\n".join(rows)
+        versus = (f"{median(rates) / torch_rate:.2f}x" if torch_rate
+                  and case.startswith(args.model + " ") else "")
+        accuracy = median([r["test_accuracy"] for r in results if rate(r)])
+        rows.append(f"| {case} | {tree} | {median(rates):,.0f} | {versus} | {accuracy:.4f} |")
+    if torch_result:
+        rows.append(f"| {args.model} (plain loop) | {torch_result['framework']} | "
+                    f"{torch_rate:,.0f} | 1.00x | {torch_result['test_accuracy']:.4f} |")
+
+    def paired(a, b):
+        pairs = [rate(x) / rate(y) for x, y in zip(runs.get(a, []), runs.get(b, []))
+                 if rate(x) and rate(y)]
+        return f"{median(pairs):.2f}x" if pairs else "-"
+
+    cases = list(dict.fromkeys(case for case, _ in runs))
+    lines = []
+    if args.flip_model:
+        flip, none = f"{args.flip_model} --augment flip", f"{args.flip_model} --augment none"
+        lines += [f"- {args.flip_model} flip / none ({tree}): {paired((flip, tree), (none, tree))}"
+                  for tree in trees]
+    lines += [f"- {case}: {tree} / {trees[0]}: {paired((case, tree), (case, trees[0]))}"
+              for tree in trees[1:] for case in cases]
+    return "\n".join(rows) + ("\n\n" + "\n".join(lines) if lines else "")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="Fashion-MNIST as an .npz")
-    parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--model", default="lenet5", help="'' skips its cases")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3,
                         help="the package's default peak rate (TrainConfig)")
     parser.add_argument("--bf16", action="store_true", help="also fit --precision mixed_bfloat16")
+    parser.add_argument("--spe1", action="store_true",
+                        help="also fit with 1 step per execution (the default is 64)")
+    parser.add_argument("--flip-model", default="mobilenet_mini",
+                        help="fit with --augment none and flip ('' to skip)")
+    parser.add_argument("--flip-epochs", type=int, default=5)
+    parser.add_argument("--flip-data", help="the flip model's dataset (default: --data)")
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH",
+                        help="another checkout to run every package case from, alternating")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch loop")
     parser.add_argument("--out", default=os.environ.get("OUT", "gpu_fit_results"))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    log = out / "fit_logs.txt"
+    log.write_text("")
+    # Absolute paths: each checkout's fit runs in that checkout.
+    trees = {"this": REPO, **{name: Path(path).resolve() for name, path in
+                              (t.split("=", 1) for t in args.tree)}}
+    for name in ("data", "flip_data"):
+        path = getattr(args, name)
+        if path and Path(path).exists():
+            setattr(args, name, str(Path(path).resolve()))
 
-    results = {"package (fit --backend jax)": run_package(args, out, "float32")}
-    if args.bf16:
-        results["package, mixed_bfloat16"] = run_package(args, out, "mixed_bfloat16")
-    print("$ plain PyTorch loop", flush=True)
-    results["pytorch"] = run_torch(args)
-    print(json.dumps(results["pytorch"]), flush=True)
-    summary = table(results, args)
-    device = next((r.get("trained_on") for r in results.values() if r.get("trained_on")), "")
+    runs = {}
+    for _ in range(args.rounds):  # alternate checkouts case by case: same machine load
+        for case, fit_args in package_cases(args).items():
+            for name, tree in trees.items():
+                runs.setdefault((case, name), []).append(run_package(tree, fit_args, log))
+    torch_result = None
+    if not args.no_torch:
+        print("$ plain PyTorch loop", flush=True)
+        torch_result = run_torch(args)
+        print(json.dumps(torch_result), flush=True)
+    summary = table(runs, torch_result, list(trees), args)
+    device = next((r.get("trained_on") for rs in runs.values() for r in rs
+                   if r.get("trained_on")), "")
     text = f"{device}\n\n{summary}\n"
     print("\n" + text, flush=True)
     (out / "gpu_fit.md").write_text(text)
-    (out / "gpu_fit.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    results = {f"{case} [{tree}]": rs for (case, tree), rs in runs.items()}
+    (out / "gpu_fit.json").write_text(json.dumps(
+        {"args": vars(args), "results": results, "pytorch": torch_result}, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ split and int8 calibration images) and ``export --micro``. A local source is rea
 checked against the model with numpy only (``read_source``), before TensorFlow loads;
 then it is batched for the backend keras runs on (``build_batches``): tf.data on
 TensorFlow, a ``keras.utils.PyDataset`` (``feed.ArrayBatches``) on JAX and torch. A
-TFDS name is decoded, resized and cached by tf.data. Both feeders augment through the
-same ``augmenter``, so ``--augment`` means the same on every backend.
+TFDS name is decoded, resized and cached by tf.data. Both use the same ``augmenter``, so
+``--augment`` means the same on every backend: tf.data runs it in its parallel map; on
+JAX and torch the bundle hands it to the model (``DatasetBundle.augment``), whose
+compiled training step runs it on the device.
 
 Images stay raw pixels (0-255, as float32 in batches): models scale them themselves, so
 the same pixels feed training, evaluation and exported files.
@@ -54,6 +56,9 @@ class DatasetBundle:
     # Called with each epoch's index as it begins: the training shuffle of epoch e is
     # fixed by (seed, e), also after a resume. None: a source that cannot (TFDS).
     set_epoch: object = None
+    # The augmenter the model runs inside its training step (JAX, torch: the batches are
+    # source pixels); None where tf.data augments, or for --augment none.
+    augment: object = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -105,6 +110,20 @@ def augmenter(kind, channels, seed):
     if kind in ("flip", "shift+flip") or (kind == "shift" and channels == 3):
         steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
     return keras.Sequential(steps, name="augment")
+
+
+def reseed(augment, seed, epoch):
+    """Restart the augmenter's random streams at (seed, epoch), one per layer.
+
+    Where the model runs the augmenter (JAX, torch), its layers' seed states (its only
+    variables, not weights: checkpoints do not hold them) are set as each epoch begins,
+    so a resumed run draws the flips and shifts of the epochs it resumes. A state is a
+    raw (key, counter) pair: each draw adds 1 to the counter. Keys below 2**31: torch
+    keeps the state as int32.
+    """
+    for index, state in enumerate(augment.non_trainable_variables):
+        key = np.random.default_rng([seed, epoch, index]).integers(2**31)
+        state.assign(np.array([key, 0], dtype=state.dtype))
 
 
 # ---------------------------------------------------------------------------------------
@@ -407,8 +426,21 @@ def build_batches(config, prepared, placement=None):
     shard, multiple = (0, 1), 1
     if placement is not None:
         shard, multiple = (placement.process_id, placement.processes), placement.replicas
-    return feed_bundle(prepared, batch_size=config.batch_size, augment=augment,
-                       seed=config.seed, shard=shard, multiple=multiple)
+    # One JAX device: the data lives there. A distributed run gives Keras host batches,
+    # which it splits over the devices itself.
+    on_device = active_backend() == "jax" and (placement is None or placement.distribute == "off")
+    bundle = feed_bundle(prepared, batch_size=config.batch_size, seed=config.seed,
+                         shard=shard, multiple=multiple, on_device=on_device)
+    if augment is not None:
+        shuffle = bundle.set_epoch
+
+        def set_epoch(epoch):
+            shuffle(epoch)
+            reseed(augment, config.seed, epoch)
+
+        bundle.augment, bundle.set_epoch = augment, set_epoch
+        set_epoch(0)
+    return bundle
 
 
 def load_batches(config, placement=None):
@@ -437,6 +469,8 @@ def load_dataset(dataset=None, *, model=None, **options):
         A DatasetBundle: ``train``/``val``/``test`` yield (float32 images 0..255
         [B,H,W,C], int64 labels) as tf.data on TensorFlow and a keras PyDataset on the
         JAX and torch backends; plus ``class_names``, ``image_shape`` and split sizes.
+        On JAX and torch the training batches are not augmented: ``bundle.augment``
+        holds the augmenter, which ``fit`` runs inside the model's training step.
 
     Example:
         >>> bundle = load_dataset("/usr/share/datasets/fashion-mnist", augment="flip")

@@ -142,13 +142,32 @@ def _loss(config):
     return keras.losses.SparseCategoricalCrossentropy()
 
 
+def with_augmenter(network, augment):
+    """``network`` behind the bundle's augmenter (``DatasetBundle.augment``), or itself.
+
+    The wrapper shares the network's layers and weights and adds none (the random
+    layers' seed states are not weights): its weights are the network's, in the same
+    order, so checkpoints and model.keras (the float32 twin, no augmentation) are what
+    the network alone gives. The random layers act in training only, so validation and
+    evaluation see the source pixels; on JAX they run inside the jitted training step.
+    """
+    if augment is None:
+        return network
+    keras = import_keras()
+
+    images = keras.Input(network.input_shape[1:], name="images")
+    return keras.Model(images, network(augment(images)), name=f"{network.name}_augmented")
+
+
 def build_for_config(config, bundle):
-    """The compiled model a config describes, for the bundle's input and classes."""
+    """The compiled model a config describes, for the bundle's input and classes (with
+    the bundle's augmenter in front where the model runs it: JAX, torch)."""
     import_keras()  # quietly, before models.py imports keras
     from lenet_keras.models import build_model
 
-    model = build_model(config.model, bundle.image_shape, len(bundle.class_names),
-                        **config.model_args)
+    model = with_augmenter(build_model(config.model, bundle.image_shape,
+                                       len(bundle.class_names), **config.model_args),
+                           bundle.augment)
     steps = max(1, bundle.num_train // config.batch_size)
     model.compile(
         optimizer=_optimizer(config, steps),
@@ -156,8 +175,10 @@ def build_for_config(config, bundle):
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
         # MirroredStrategy fails in Keras 3's multi-step loop ("You must feed a value
-        # for placeholder tensor", keras-team/keras issue 19246, open): one step per call.
-        steps_per_execution=1 if config.distribute == "mirrored" else config.steps_per_execution,
+        # for placeholder tensor", keras-team/keras issue 19246, open), and Keras' torch
+        # trainer refuses more than one step per call: one step per call there.
+        steps_per_execution=(1 if config.distribute == "mirrored" or config.backend == "torch"
+                             else config.steps_per_execution),
     )
     return model
 

@@ -152,6 +152,20 @@ def test_jax_fit_writes_the_same_run_directory(small_npz, tmp_path):
     assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
+@requires_torch
+def test_torch_fit_runs_one_step_per_call_and_flips_inside_the_model(small_npz, tmp_path):
+    """Keras' torch trainer refuses steps_per_execution > 1 (the config's default is 64);
+    the augmenter runs in the model there too, and model.keras is the network alone."""
+    run_dir = tmp_path / "run"
+    done = run_cli_process(*fit_args(small_npz, run_dir, "--backend", "torch", "--augment", "flip"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert metrics_of(run_dir)["backend"] == "torch"
+    from lenet_keras.runs import load_model
+
+    names = [layer.name for layer in load_model(run_dir / "model.keras").layers]
+    assert names[0] == "image" and "augment" not in names
+
+
 @pytest.mark.parametrize("args, message", [
     (["--backend", "jax", "--distribute", "mirrored"],
      "Error: --distribute mirrored runs on the tensorflow backend; pass --backend tensorflow (got jax)"),
@@ -438,6 +452,33 @@ def test_feeder_shards_split_every_global_batch():
     assert feeder(batch=16, multiple=3)[6][1].tolist() == [96, 97, 98]
 
 
+@requires_jax
+def test_feeder_on_the_device_gives_the_host_batches_and_big_data_stays_on_the_host(monkeypatch):
+    from lenet_keras import feed
+    from lenet_keras.pipelines import PreparedArrays
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (100, 4, 4, 1), np.uint8), rng.integers(0, 10, 100)
+    prepared = PreparedArrays("t", x[:80], y[:80], x[80:], y[80:], x[:10], y[:10], list("0123456789"))
+
+    def epochs(bundle):
+        batches = []
+        for epoch in range(2):
+            bundle.set_epoch(epoch)
+            batches += [bundle.train[i] for i in range(len(bundle.train))]
+        return batches + [bundle.val[i] for i in range(len(bundle.val))]
+
+    host = epochs(feed.feed_bundle(prepared, batch_size=16, seed=3))
+    device = epochs(feed.feed_bundle(prepared, batch_size=16, seed=3, on_device=True))
+    assert all(type(images).__module__.startswith("jax") for images, _ in device)
+    for (hx, hy), (dx, dy) in zip(host, device, strict=True):
+        np.testing.assert_array_equal(hx, np.asarray(dx))
+        np.testing.assert_array_equal(hy, np.asarray(dy))
+    monkeypatch.setattr(feed, "DEVICE_DATA_LIMIT_BYTES", x.nbytes - 1)
+    big = feed.feed_bundle(prepared, batch_size=16, seed=3, on_device=True)
+    assert isinstance(big.train[0][0], np.ndarray)
+
+
 def test_resize_without_tensorflow_is_close_to_tensorflow():
     from lenet_keras.sources import SAMPLE_PATH, resize_images, _resize_with_pil
 
@@ -450,25 +491,43 @@ def test_resize_without_tensorflow_is_close_to_tensorflow():
 
 # ---------------------------------------------------------------------------------------
 # One augmentation for both feeders (the JAX feeder once trained "none" and "flip" with
-# random shifts), and a TensorFlow that fails to import
+# random shifts), run inside the compiled training step on JAX, and a TensorFlow that
+# fails to import
 # ---------------------------------------------------------------------------------------
 
 JAX_BATCHES = textwrap.dedent("""
     import json, sys
     import numpy as np
     import lenet_keras as lk
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.training import build_for_config
     source = np.load(sys.argv[1])
     x_train = source["x_train"].reshape(-1, 28, 28, 1)
+
+    def from_source(images):
+        return bool(all((x_train == image).all(axis=(1, 2, 3)).any()
+                        for image in np.asarray(images).astype(np.uint8)))
+
     result = {}
     for kind in ("none", "shift", "flip"):
         bundle = lk.load_dataset(sys.argv[1], augment=kind, val_split=0, batch_size=32, seed=3)
-        images = np.concatenate([bundle.train[i][0] for i in range(len(bundle.train))])
+        batches = [bundle.train[i][0] for i in range(len(bundle.train))]
+        images = np.concatenate(batches)
+        model = build_for_config(TrainConfig(augment=kind, batch_size=32), bundle)
+        # What the training step feeds the network: the wrapper's augmenter output.
+        seen = (bundle.augment(images, training=True) if bundle.augment is not None
+                else images)
         result[kind] = {
             "type": type(bundle.train).__name__,
-            "all_source_images": bool(all((x_train == image).all(axis=(1, 2, 3)).any()
-                                          for image in images.astype(np.uint8))),
-            "integral": bool((images == np.round(images)).all()),
-            "sum": float(images.sum()),
+            "on_device": type(batches[0]).__module__.startswith("jax"),
+            "batches_from_source": from_source(images),
+            "augmenter_in_model": [l.name for l in model.layers].count("augment"),
+            "weights": len(model.get_weights()),
+            "seen_from_source": from_source(seen),
+            "integral": bool((np.asarray(seen) == np.round(np.asarray(seen))).all()),
+            "sum": float(np.asarray(seen).sum()),
+            "inference_unchanged": bool(bundle.augment is None or np.array_equal(
+                np.asarray(bundle.augment(images, training=False)), images)),
         }
     print("@@" + json.dumps(result))
 """)
@@ -482,11 +541,69 @@ def test_jax_feeder_augments_as_asked_and_none_keeps_the_source_pixels(small_npz
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("@@"))[2:])
     assert {r["type"] for r in result.values()} == {"ArrayBatches"}
-    assert result["none"]["all_source_images"] and result["none"]["integral"]
+    # The batches live on the JAX device and are the source pixels whatever --augment says:
+    # the model's training step augments them, not the feeder.
+    assert all(r["on_device"] for r in result.values())
+    assert all(r["batches_from_source"] for r in result.values())
+    assert [result[k]["augmenter_in_model"] for k in ("none", "shift", "flip")] == [0, 1, 1]
+    assert len({r["weights"] for r in result.values()}) == 1  # the wrapper adds no weights
+    assert result["none"]["seen_from_source"] and result["none"]["integral"]
     # A flip moves pixels but keeps every value; a shift/zoom interpolates and pads.
-    assert not result["flip"]["all_source_images"]
+    assert not result["flip"]["seen_from_source"]
     assert result["flip"]["sum"] == result["none"]["sum"]
     assert not result["shift"]["integral"]
+    assert all(r["inference_unchanged"] for r in result.values())
+
+
+JAX_RESUME = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import numpy as np
+    import keras
+    from lenet_keras.config import TrainConfig
+    from lenet_keras.runs import load_model, read_history
+    from lenet_keras.training import train
+
+    class Crash(keras.callbacks.Callback):  # after the run's own callbacks saved epoch 2
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("simulated crash")
+
+    data, out = sys.argv[1], Path(sys.argv[2])
+    config = TrainConfig(dataset=data, epochs=3, batch_size=32, augment="flip", seed=3,
+                         backend="jax")
+    train(config, out / "straight")
+    try:
+        train(config, out / "resumed", callbacks=[Crash()])
+    except RuntimeError:
+        pass
+    crashed = [row["epoch"] for row in read_history(out / "resumed")]
+    train(config, out / "resumed")
+    straight, resumed = (load_model(out / name / "model.keras") for name in ("straight", "resumed"))
+    print("@@" + json.dumps({
+        "crashed_after": crashed,
+        "same_weights": all(np.array_equal(a, b) for a, b in
+                            zip(straight.get_weights(), resumed.get_weights())),
+        "same_history": read_history(out / "straight") == read_history(out / "resumed"),
+        "layers": [layer.name for layer in straight.layers],
+    }))
+""")
+
+
+@requires_jax
+def test_jax_run_with_flips_resumes_to_the_weights_of_an_uninterrupted_run(small_npz, tmp_path):
+    """The augmenter runs inside the jitted step and restarts its random stream at
+    (seed, epoch): a crashed and resumed JAX run ends bit-identical to a straight one,
+    and model.keras holds the network without augmentation layers."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-c", JAX_RESUME, str(small_npz), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("@@"))[2:])
+    assert result["crashed_after"] == [1, 2]
+    assert result["same_weights"] and result["same_history"]
+    assert result["layers"][0] == "image" and not any(
+        name == "augment" or name.startswith("random_") for name in result["layers"])
 
 
 @pytest.fixture
