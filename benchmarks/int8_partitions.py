@@ -1,8 +1,7 @@
 """Why int8 LiteRT loses to float32 on some registry models: per model, the shipped
-TFLite graphs (``convert.fold_plan`` + ``tflite_graph`` + ``convert_tflite``, as `export`
-writes them) in float32 and int8, how many XNNPACK partitions each splits into, which ops
-XNNPACK leaves to LiteRT's reference kernels, and the single-image latency (1 thread),
-with XNNPACK and without it.
+TFLite files (``export.tflite_bytes``: `export`'s own converter) in float32 and int8, how
+many XNNPACK partitions each splits into, which ops XNNPACK leaves to LiteRT's reference
+kernels, and the single-image latency (1 thread), with XNNPACK and without it.
 
     python benchmarks/int8_partitions.py > benchmarks/results/int8_partitions.txt
     python benchmarks/int8_partitions.py --models lenet5,lenet1
@@ -36,12 +35,16 @@ def cpu_name():
 
 
 def shipped_tflite(model, kind, images, workdir, before=False):
-    """The .tflite bytes `export` writes for ``kind`` (float32 or int8), and its fold plan;
-    ``before``: without the int8 rewrite of average pools as depthwise convolutions."""
+    """The .tflite bytes `export` writes for ``kind`` (float32 or int8: its own converter,
+    ``export.tflite_bytes``), and its fold plan; ``before``: without the int8 rewrite of
+    average pools as depthwise convolutions."""
     from lenet_keras.convert import convert_tflite, export_saved_model, fold_plan, tflite_graph
+    from lenet_keras.export import tflite_bytes
 
-    graph, used = tflite_graph(model, images[:64], fold_plan(model, kind),
-                               pools=kind == "int8" and not before)
+    if not before or kind != "int8":
+        content, extra = tflite_bytes(model, kind, images[:64], images[:200])
+        return content, extra["folded_columns"]
+    graph, used = tflite_graph(model, images[:64], fold_plan(model, kind))
     source = Path(tempfile.mkdtemp(dir=workdir))
     export_saved_model(graph, source, batch_size=1)
 
@@ -49,7 +52,7 @@ def shipped_tflite(model, kind, images, workdir, before=False):
         for image in images[:200]:
             yield [image[None].astype(np.float32)]
 
-    return convert_tflite(source, kind, representative if kind == "int8" else None), used
+    return convert_tflite(source, kind, representative), used
 
 
 def interpreter(content, xnnpack):

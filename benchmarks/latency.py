@@ -8,8 +8,10 @@ For one trained run it converts the model four ways and times one image at a tim
     static    + a static batch of 1 (no run-time shape ops, one XNNPACK partition)
     stem      + the first convolution's columns folded into channels (pairs for
                 float32, 7 columns for int8)
-    shipped   + every few-channel convolution folded (``convert.fold_plan``; int8 also
-                folds C3's column pairs): what `cli.py export` writes
+    shipped   what `cli.py export` writes, made by its own converter
+                (``export.tflite_bytes``): every few-channel convolution folded
+                (``convert.fold_plan``; int8 also folds C3's column pairs), int8 average
+                pools as depthwise convolutions, metadata
 
 and calls the Keras model on one image (``model(x, training=False)``, eager). All TFLite
 variants take turns round by round and each keeps its fastest round (a shared CPU slows
@@ -31,7 +33,6 @@ import argparse
 import itertools
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -41,11 +42,11 @@ REPO = Path(__file__).resolve().parent.parent
 import numpy as np  # noqa: E402
 
 
-def build_variants(model, calibration, workdir):
-    """{(variant, kind): tflite bytes} for the plain, static and shipped graphs."""
+def build_variants(model, calibration, images, workdir):
+    """{(variant, kind): tflite bytes} for the plain, static, stem and shipped graphs."""
     from lenet_keras.convert import (
-        convert_tflite, export_saved_model, fold_columns, fold_plan, space_to_depth_stem,
-        stem_factor)
+        convert_tflite, export_saved_model, space_to_depth_stem, stem_factor)
+    from lenet_keras.export import tflite_bytes
 
     def representative():
         for image in calibration:
@@ -54,11 +55,10 @@ def build_variants(model, calibration, workdir):
     files = {}
     for variant in ("plain", "static", "stem", "shipped"):
         for kind in ("float32", "int8"):
-            graph = model
-            if variant == "stem":
-                graph = space_to_depth_stem(model, stem_factor(model, kind))
-            elif variant == "shipped":
-                graph = fold_columns(model, fold_plan(model, kind))
+            if variant == "shipped":  # export's own converter: what ships
+                files[variant, kind] = tflite_bytes(model, kind, images[:256], calibration)[0]
+                continue
+            graph = space_to_depth_stem(model, stem_factor(model, kind)) if variant == "stem" else model
             source = Path(workdir) / f"{variant}-{kind}"
             export_saved_model(graph, source, batch_size=None if variant == "plain" else 1)
             files[variant, kind] = convert_tflite(
@@ -89,8 +89,7 @@ def per_layer(model, calibration, images, rounds, number, variant="shipped"):
     """Print the cumulative and per-layer single-image latency of the shipped graphs (or
     of the ``stem`` variant: only the first convolution folded)."""
     from lenet_keras.convert import (
-        convert_tflite, export_saved_model, fold_columns, fold_plan, space_to_depth_stem,
-        stem_factor)
+        convert_tflite, export_saved_model, shipped_graph, space_to_depth_stem, stem_factor)
     from lenet_keras.export import measure_latencies_us
     from lenet_keras.runtimes import TFLiteModel
 
@@ -101,7 +100,7 @@ def per_layer(model, calibration, images, rounds, number, variant="shipped"):
     calls = {}
     with tempfile.TemporaryDirectory() as workdir:
         for kind in ("float32", "int8"):
-            graph = (fold_columns(model, fold_plan(model, kind)) if variant == "shipped"
+            graph = (shipped_graph(model, kind, images[:256])[0] if variant == "shipped"
                      else space_to_depth_stem(model, stem_factor(model, kind)))
             for index, (name, prefix) in enumerate(layer_prefixes(graph)):
                 source = Path(workdir) / f"{kind}-{index}"
@@ -146,7 +145,7 @@ def main(argv=None):
         return per_layer(model, calibration, images, args.rounds, args.number, args.per_layer)
 
     with tempfile.TemporaryDirectory() as workdir:
-        files = build_variants(model, calibration, workdir)
+        files = build_variants(model, calibration, images, workdir)
     runners = {key: TFLiteModel(content) for key, content in files.items()}
 
     calls = {key: single_image_call(runner, images[:64]) for key, runner in runners.items()}

@@ -2,11 +2,13 @@
 whether they fit two common boards.
 
 For each model in the registry (28x28x1 input, 10 classes, as Fashion-MNIST) it builds
-the int8 file exactly as ``export`` does (few-channel convolutions folded, calibrated on
-the embedded sample's training images, metadata added) and measures:
+the int8 file with ``export``'s own converter (``export.tflite_bytes``: few-channel
+convolutions folded, average pools as depthwise convolutions, calibrated on the embedded
+sample's training images, metadata added) and measures:
 
     flash     the .tflite's bytes (= the C array ``export --micro`` writes)
-    no fold   the bytes without the column folding (the graph XNNPACK is slower on)
+    no fold   the bytes of the model converted as it is, no graph rewrite (the graph
+              XNNPACK is slower on)
     arena     the smallest tensor arena in which TensorFlow Lite Micro allocates and runs
               the file (reference kernels, this 64-bit host), and the proposed size with
               micro.ARENA_MARGIN
@@ -36,16 +38,20 @@ BOARDS = (("256 KB RAM / 1 MB flash", 256 * 1024, 1024 * 1024),
 
 
 def int8_file(model, calibration, fold, workdir):
-    """model_int8.tflite bytes as ``export`` writes them (``fold=False``: no folding)."""
-    from lenet_keras.convert import convert_tflite, export_saved_model, fold_columns, fold_plan
+    """model_int8.tflite bytes as ``export`` writes them (``fold=False``: the model as it
+    is, no rewrite, for comparison)."""
+    from lenet_keras.convert import convert_tflite, export_saved_model
+    from lenet_keras.export import tflite_bytes
     from lenet_keras.metadata import add_metadata
 
-    graph = fold_columns(model, fold_plan(model, "int8")) if fold else model
-    source = Path(workdir) / f"{model.name}-{fold}"
-    export_saved_model(graph, source, batch_size=1)
-    content = convert_tflite(source, "int8", lambda: ([image[None]] for image in calibration))
     labels = [f"class_{i}" for i in range(model.output_shape[-1])]
-    return add_metadata(content, labels, name=model.name, channels=model.input_shape[-1])
+    describe = {"labels": labels, "name": model.name, "channels": model.input_shape[-1]}
+    if fold:
+        return tflite_bytes(model, "int8", calibration[:256], calibration, describe)[0]
+    source = Path(workdir) / f"{model.name}-plain"
+    export_saved_model(model, source, batch_size=1)
+    content = convert_tflite(source, "int8", lambda: ([image[None]] for image in calibration))
+    return add_metadata(content, **describe)
 
 
 def budget(name, calibration, workdir):

@@ -2,8 +2,9 @@
 
 For each model it reuses ``runs/zoo/<model>/`` when that run is finished (metrics.json),
 else trains it there with ``cli.py fit`` (the model's registry defaults); then reuses
-``exports/zoo/<model>/report.json`` when it is newer than the model, else exports int8
-and float32 TFLite with ``cli.py export``. From metrics.json and report.json it writes:
+``exports/zoo/<model>/report.json`` when it is newer than the model (and has
+``int8_vs_float32``), else exports int8 and float32 TFLite with ``cli.py export``. From
+metrics.json and report.json it writes:
 
 - the "Model zoo" table, between the ``model-zoo`` markers in docs/RESULTS.md;
 - docs/model_zoo.png: test accuracy against int8 latency and int8 file size, with the
@@ -63,9 +64,11 @@ def ensure_trained(model, run_dir, dataset, epochs, train):
 
 
 def ensure_exported(run_dir, export_dir):
-    """report.json of the run's export, exporting again when the model is newer."""
+    """report.json of the run's export, exporting again when the model is newer or the
+    report predates int8_vs_float32 (its files predate the int8 graph rewrites too)."""
     report = export_dir / "report.json"
-    if not report.exists() or report.stat().st_mtime < (run_dir / "model.keras").stat().st_mtime:
+    if (not report.exists() or "int8_vs_float32" not in json.loads(report.read_text())
+            or report.stat().st_mtime < (run_dir / "model.keras").stat().st_mtime):
         run(["cli.py", "export", "--run-dir", run_dir, "--out", export_dir,
              "--quantize", FORMATS])
     return json.loads(report.read_text())
@@ -83,6 +86,8 @@ def zoo_row(model, metrics, report, config):
         "int8_bytes": formats["int8"]["bytes"],
         "int8_latency_us": formats["int8"]["latency_us"],
         "float32_latency_us": formats["float32"]["latency_us"],
+        # On the machine that exported: above 1, serve and the web page take float32.
+        "int8_vs_float32": report["int8_vs_float32"]["ratio"],
         "recipe": config.recipe_changes() or "defaults",
     }
 
@@ -101,22 +106,25 @@ def markdown_table(rows, command, missing):
     front = pareto(rows, "int8_latency_us")
     lines = [
         "| model | params | epochs | train s | test acc (Keras) | test acc (int8) "
-        "| int8 bytes | int8 µs | float32 µs | recipe |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| int8 bytes | int8 µs | float32 µs | int8 / float32 | recipe |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(rows, key=lambda r: -r["keras_accuracy"]):
         name = f"**`{r['model']}`**" if r["model"] in front else f"`{r['model']}`"
         lines.append(
             f"| {name} | {r['params']:,} | {r['epochs']} | {r['train_seconds']:.0f} "
             f"| {r['keras_accuracy']:.4f} | {r['int8_accuracy']:.4f} | {r['int8_bytes']:,} "
-            f"| {r['int8_latency_us']:.1f} | {r['float32_latency_us']:.1f} | {r['recipe']} |")
+            f"| {r['int8_latency_us']:.1f} | {r['float32_latency_us']:.1f} "
+            f"| {r['int8_vs_float32']:.2f}x | {r['recipe']} |")
     caption = [
         "",
         f"Made by `{command}` on {date.today().isoformat()}, {cpu_name()} "
         f"({os.cpu_count()} cores shared with other jobs: train seconds are noisy). "
         "Test accuracy is the real Fashion-MNIST test split (10,000 images) for the best "
         "validation epoch; int8 is the full-integer TFLite file on LiteRT; latencies are "
-        "single-image LiteRT calls, 1 thread (report.json of `cli.py export`). "
+        "single-image LiteRT calls, 1 thread (report.json of `cli.py export`); "
+        "int8 / float32 above 1.00x: int8 is the slower on this CPU, and `serve` and "
+        "the web page take the float32 file. "
         "**Bold**: on the accuracy/int8-latency Pareto front.",
     ]
     if missing:

@@ -79,12 +79,13 @@ def timed_keras_epoch(worker, x, **fit_options):
     """One more epoch of ``worker.model.fit``, timed by its TrainingTimer (steps only)."""
     timer = worker.timer
     images, seconds = timer.images, timer.step_seconds
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     worker.model.fit(x, epochs=worker.epoch_index + 1, initial_epoch=worker.epoch_index,
                      callbacks=[timer], verbose=0, **fit_options)
     worker.epoch_index += 1
     return {
         "wall_seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
         "images": timer.images - images,
         "step_seconds": timer.step_seconds - seconds,
         "compile_seconds": timer.compile_seconds,
@@ -112,6 +113,11 @@ class PackageWorker:
         from lenet_keras.devices import place
 
         self.keras = keras
+        # epoch_steps N: an "epoch" is the next N batches only (short comparisons).
+        epoch_steps = options.pop("epoch_steps", None)
+        # float32 unless asked, as the PyTorch loop is: fit's default (--precision auto)
+        # is bf16 on some CPUs; `--variant auto:precision=auto` measures that.
+        options.setdefault("precision", "float32")
         self.config = TrainConfig(**options).resolved()
         placement = place(self.config)  # the precision policy (and devices) as fit sets them
         keras.utils.set_random_seed(self.config.seed)
@@ -120,9 +126,10 @@ class PackageWorker:
             self.model = build_for_config(self.config, self.bundle)
         self.timer = TrainingTimer(self.config.batch_size)
         self.epoch_index = 0
+        self.train = self.bundle.train.take(epoch_steps) if epoch_steps else self.bundle.train
 
     def epoch(self):
-        return timed_keras_epoch(self, self.bundle.train, shuffle=False)
+        return timed_keras_epoch(self, self.train, shuffle=False)
 
     def evaluate(self):
         _, accuracy = self.model.evaluate(self.bundle.test, verbose=0)
@@ -237,7 +244,7 @@ class TorchWorker:
     def epoch(self, steps=None):
         torch, F, batch = self.torch, self.F, self.batch_size
         self.model.train()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         order = torch.randperm(len(self.x), generator=self.generator)
         # Drop the remainder, as the package's pipeline does.
         steps = min(steps or len(self.x) // batch, len(self.x) // batch)
@@ -248,7 +255,8 @@ class TorchWorker:
             F.cross_entropy(self.model(images), labels).backward()
             self.optimizer.step()
         seconds = time.perf_counter() - started
-        return {"wall_seconds": seconds, "images": steps * batch, "step_seconds": seconds}
+        return {"wall_seconds": seconds, "images": steps * batch, "step_seconds": seconds,
+                "cpu_seconds": time.process_time() - cpu_started}
 
     def evaluate(self):
         torch = self.torch
@@ -329,6 +337,14 @@ class Worker:
 
 def per_epoch_rate(row):
     return row["images"] / row["step_seconds"] if row["step_seconds"] else 0.0
+
+
+def per_cpu_second(worker):
+    """Median images per CPU-second of the worker process (all its threads) over epochs
+    after the first: the work an image costs, which other jobs on the CPU change far less
+    than they change images per wall-clock second."""
+    rates = [r["images"] / r["cpu_seconds"] for r in worker.epochs[1:] if r.get("cpu_seconds")]
+    return statistics.median(rates) if rates else float("nan")
 
 
 def paired_ratio(a, b):
@@ -423,14 +439,17 @@ def report_levers(args):
     target = args.target if args.tta else None
     reached = race(workers, args.epochs if args.tta else args.rounds, target, args.rounds)
     base = workers[0]
-    print(f"\n| variant | images/s | vs {base.name} | compile s | time to {args.target:.2f} |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"\n| variant | images/s | vs {base.name} | images per CPU-s | vs {base.name} "
+          f"| compile s | time to {args.target:.2f} |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for worker in workers:
         first = worker.epochs[0]
         tta = reached.get(worker.name)
         tta_text = f"{tta[1]:.1f} s (epoch {tta[0]})" if tta else "-"
         print(f"| {worker.name} | {worker.throughput(skip_first=True):,.0f} | "
-              f"{paired_ratio(worker, base):.2f}x | {first.get('compile_seconds') or 0:.1f} | "
+              f"{paired_ratio(worker, base):.2f}x | {per_cpu_second(worker):,.0f} | "
+              f"{per_cpu_second(worker) / per_cpu_second(base):.2f}x | "
+              f"{first.get('compile_seconds') or 0:.1f} | "
               f"{tta_text} |")
     for worker in workers:
         worker.close()

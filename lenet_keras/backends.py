@@ -14,7 +14,9 @@ from lenet_keras.errors import BadInput
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DISTRIBUTIONS = ("off", "mirrored", "data-parallel")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Keras dtype policies, and "auto": mixed_bfloat16 where the registry measured it faster
+# for the model on this CPU's kind of bf16, else float32 (devices.auto_precision).
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 CPU_DEVICES_ENV = "LENET_KERAS_CPU_DEVICES"
 # Seconds a process other than 0 waits for process 0 (the coordinator) to answer.
 JOIN_TIMEOUT_ENV = "LENET_KERAS_JOIN_TIMEOUT"

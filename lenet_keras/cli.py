@@ -173,7 +173,9 @@ def unsafe_option(help_text="Allow a model.keras that holds Python code (only if
                    "--batch-size is the global batch.")
 @click.option("--precision", type=click.Choice(PRECISIONS),
               default=DEFAULTS.precision, show_default=True,
-              help="Keras dtype policy; model.keras and exports stay float32.")
+              help="Keras dtype policy; auto: mixed_bfloat16 on a bf16 CPU where measured "
+                   "faster for the model (docs/SPEED.md), else float32. model.keras and "
+                   "exports stay float32.")
 @click.option("--overwrite", is_flag=True, help="Retrain a finished run from scratch.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Start from a config.json (a run's, or `tune`'s best.json); "
@@ -452,9 +454,10 @@ def explain_command(images, run_dir, model_path, method, class_name, out, unsafe
 @cli.command()
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="A .tflite, .onnx, .keras file or SavedModel directory (default: the "
-                   "latest export's int8 .tflite, else the latest run's model.keras).")
+                   "latest export's fastest .tflite, else the latest run's model.keras).")
 @click.option("--export-dir", type=click.Path(), default=None,
-              help="Serve this export's int8 .tflite (or its best other file).")
+              help="Serve this export's fastest .tflite as its report.json timed it (int8 "
+                   "where none was timed; else its best other file).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 shares it with your network).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,

@@ -310,6 +310,20 @@ def pools_as_depthwise(model):
     return keras.Model(inputs, x, name=model.name)
 
 
+def graph_rewrites(model, kind):
+    """(fold plan, average pools as depthwise convolutions?) of the graph ``export``
+    converts for the TFLite kind ``kind``: columns folded as ``fold_plan`` says, and for
+    int8 only the pools rewritten (float32 XNNPACK takes AVERAGE_POOL_2D)."""
+    return fold_plan(model, kind), kind == "int8"
+
+
+def shipped_graph(model, kind, check_images):
+    """(graph, plan used): the Keras graph ``export`` converts for ``kind`` (the rewrites
+    of ``graph_rewrites``, checked by ``tflite_graph`` on ``check_images``)."""
+    plan, pools = graph_rewrites(model, kind)
+    return tflite_graph(model, check_images, plan, pools)
+
+
 def tflite_graph(model, check_images, plan, pools=False):
     """(graph, plan used) for a TFLite conversion: ``fold_columns(model, plan)`` (then,
     with ``pools``, ``pools_as_depthwise``) when it reproduces the model's probabilities
@@ -328,9 +342,11 @@ def tflite_graph(model, check_images, plan, pools=False):
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
-def rgb_uint8_graph(model):
-    """``model`` behind an RGB uint8 input, the input MediaPipe Tasks' ImageClassifier
-    feeds (it accepts 3- or 4-channel uint8 or float32 inputs only).
+def uint8_graph(model, rgb):
+    """``model`` behind a uint8 input: with ``rgb``, an RGB one, the input MediaPipe Tasks'
+    ImageClassifier feeds (it accepts 3- or 4-channel uint8 or float32 inputs only);
+    else one of the model's own channels (the web page's float32 graph: LiteRT.js tensors
+    are float32, int32 or uint8, and the page hands over uint8 pixels).
 
     uint8 [H, W, 3] -> float32 -> for a 1-channel model, luma rounded to whole levels
     (a 1x1 convolution and ROUND: the same pixels ``predict`` computes with
@@ -339,14 +355,14 @@ def rgb_uint8_graph(model):
     keras = import_keras()
 
     height, width, channels = model.input_shape[1:]
-    inputs = keras.Input((height, width, 3), dtype="uint8", name="image")
+    inputs = keras.Input((height, width, 3 if rgb else channels), dtype="uint8", name="image")
     x = keras.ops.cast(inputs, "float32")
-    if channels == 1:
+    if channels == 1 and rgb:
         luma = keras.layers.Conv2D(1, 1, use_bias=False, name="luma")
         x = luma(x)
         luma.set_weights([np.array(LUMA_WEIGHTS, np.float32).reshape(1, 1, 3, 1)])
         x = keras.ops.round(x)
-    return keras.Model(inputs, model(x), name=f"{model.name}_rgb_uint8")
+    return keras.Model(inputs, model(x), name=f"{model.name}_{'rgb_' if rgb else ''}uint8")
 
 
 def _unsupported_ops(message):
@@ -430,10 +446,11 @@ def saved_model_file(job, fmt):
     return path, {}
 
 
-def _tflite_source(job, plan, pools=False):
-    """(SavedModel folder, plan used) of the model with ``plan``'s columns folded (and,
-    with ``pools``, its average pools as depthwise convolutions) and a static batch of one
-    image (all for XNNPACK); one per distinct rewrite, shared by the formats alike."""
+def _tflite_source(job, kind):
+    """(SavedModel folder, plan used) of the graph ``kind`` converts (``graph_rewrites``)
+    with a static batch of one image (all for XNNPACK); one per distinct rewrite, shared
+    by the formats alike."""
+    plan, pools = graph_rewrites(job.model, kind)
     key = (tuple(sorted(plan.items())), pools)
     if key not in job.graphs:
         graph, used = tflite_graph(job.model, job.x_test[:256], plan, pools)
@@ -458,8 +475,7 @@ def tflite_file(job, fmt):
     """model_<kind>.tflite with its metadata; reports which columns were folded."""
     from lenet_keras.metadata import add_metadata
 
-    # int8 only: float32 XNNPACK takes AVERAGE_POOL_2D (see pools_as_depthwise).
-    source, used = _tflite_source(job, fold_plan(job.model, fmt.name), fmt.name == "int8")
+    source, used = _tflite_source(job, fmt.name)
     representative = representative_images(job, fmt.name) if fmt.calibrated else None
     path = job.staging / fmt.file
     path.write_bytes(add_metadata(convert_tflite(source, fmt.name, representative),
@@ -468,16 +484,25 @@ def tflite_file(job, fmt):
     return path, {"folded_columns": used}
 
 
-def web_model_bytes(job):
-    """The model file of the web page (export --web): the int8 file's ops and
-    calibration (same source graph, same images, so the same int8 numbers) behind a
-    uint8 input of raw pixels and a float32 output of probabilities, with its metadata.
-    LiteRT.js cannot take or give int8 tensors."""
+def web_model_bytes(job, kind="int8"):
+    """The model file of the web page (export --web), with its metadata: for ``kind``
+    "int8", the int8 file's ops and calibration (same source graph, same images, so the
+    same int8 numbers) behind a uint8 input of raw pixels and a float32 output of
+    probabilities; for "float32" (where int8 is the slower here), the float32 file's graph
+    behind the same uint8 input. LiteRT.js cannot take or give int8 tensors. Returns
+    (bytes, columns folded)."""
     from lenet_keras.metadata import add_metadata
 
-    source, used = _tflite_source(job, fold_plan(job.model, "int8"), pools=True)
-    content = convert_tflite(source, "int8", representative_images(job, "web"),
-                             io_types=("uint8", "float32"))
+    if kind == "int8":
+        source, used = _tflite_source(job, "int8")
+        content = convert_tflite(source, "int8", representative_images(job, "web"),
+                                 io_types=("uint8", "float32"))
+    else:
+        graph, used = shipped_graph(job.model, kind, job.x_test[:256])
+        source = job.sources / f"web-{kind}"
+        export_saved_model(uint8_graph(graph, rgb=False), source, batch_size=1,
+                           dtype="uint8")
+        content = convert_tflite(source, kind)
     return add_metadata(content, **job.describe), used
 
 
@@ -486,9 +511,9 @@ def mediapipe_file(job, fmt):
     input, float32 output, metadata."""
     from lenet_keras.metadata import add_metadata
 
-    graph, _ = tflite_graph(job.model, job.x_test[:256], fold_plan(job.model, "float32"))
+    graph, _ = shipped_graph(job.model, "float32", job.x_test[:256])
     source = job.sources / "mediapipe"
-    export_saved_model(rgb_uint8_graph(graph), source, batch_size=1, dtype="uint8")
+    export_saved_model(uint8_graph(graph, rgb=True), source, batch_size=1, dtype="uint8")
     path = job.staging / fmt.file
     path.write_bytes(add_metadata(convert_tflite(source, "float32"),
                                   **{**job.describe, "channels": 3}))

@@ -38,6 +38,7 @@ from lenet_keras.backends import (
 )
 from lenet_keras.errors import BadInput, first_line, write_atomic
 from lenet_keras.quiet import import_keras, import_tensorflow, native_output_captured
+from lenet_keras.registry import get_spec
 from lenet_keras.runs import SHARED_MARK
 from lenet_keras.sources import source_kind
 
@@ -80,6 +81,54 @@ def split_cpu_for_jax():
 # ---------------------------------------------------------------------------------------
 
 
+# The CPU instructions TensorFlow's oneDNN kernels run bfloat16 math on, as /proc/cpuinfo
+# names them, fastest first: Intel's AMX tiles (Sapphire Rapids and later), then the
+# AVX512-BF16 dot products (AMD Zen 4, Intel Cooper Lake). A CPU with AMX has both; it is
+# its AMX that bf16 training runs on, so that is its kind.
+BF16_KINDS = ("amx_bf16", "avx512_bf16")
+CPUINFO_PATH = "/proc/cpuinfo"  # Linux only; elsewhere it is missing and bf16 never assumed
+
+
+def cpu_bf16_kind(cpuinfo=None):
+    """The CPU's bf16 kind (one of BF16_KINDS) from ``cpuinfo``, the text of
+    /proc/cpuinfo (read when None); None when a processor lacks them, or off Linux (no
+    /proc/cpuinfo to read: such CPUs are never assumed to have bf16). ARM's ``bf16``
+    feature is not a kind: nobody measured it."""
+    if cpuinfo is None:
+        try:
+            with open(CPUINFO_PATH, encoding="utf-8", errors="replace") as file:
+                cpuinfo = file.read()
+        except OSError:
+            return None
+    flag_lines = [line.partition(":")[2].split() for line in cpuinfo.splitlines()
+                  if line.split(":")[0].strip() == "flags"]
+    if not flag_lines:
+        return None
+    # Every processor must have it: a thread may land on any of them.
+    common = set.intersection(*(set(flags) for flags in flag_lines))
+    return next((kind for kind in BF16_KINDS if kind in common), None)
+
+
+def auto_precision(model, backend, on_gpu=False, distribute="off", model_args=None, cpuinfo=None):
+    """What ``--precision auto`` trains ``model`` in: (policy, the line fit prints, or
+    None when it says nothing more than the placement line).
+
+    mixed_bfloat16 only where it was measured faster at the same accuracy: one CPU, the
+    TensorFlow backend, the registry's own network (``--model-arg`` makes another one),
+    and this CPU's bf16 kind in the model's ``ModelSpec.bf16_faster_on``. float32
+    everywhere else: CPUs without bf16 (``cpuinfo``: /proc/cpuinfo's text, read when
+    None), GPUs (unless asked), JAX and torch, distributed runs, none of them measured.
+    """
+    if backend != "tensorflow" or on_gpu or distribute != "off" or model_args:
+        return "float32", None
+    kind = cpu_bf16_kind(cpuinfo)
+    speedup = get_spec(model).bf16_faster_on.get(kind) if kind else None
+    if speedup is None:
+        return "float32", None
+    return "mixed_bfloat16", (f"precision: mixed_bfloat16 (auto: {speedup:.2f}x float32 for "
+                              f"{model} on this CPU's {kind}, measured)")
+
+
 def cpu_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -97,6 +146,8 @@ class Placement:
     processes: int = 1
     process_id: int = 0
     strategy: object = None  # the tf.distribute strategy of --distribute mirrored
+    # Why --precision auto chose bf16 (one line for fit to print); None otherwise.
+    precision_note: str = None
 
     @property
     def is_chief(self):
@@ -164,16 +215,31 @@ def _torch_devices():
 
 
 def place(config):
-    """Set the dtype policy and the distribution ``config`` asks for; returns the
-    Placement. Keras is imported here (on ``config.backend``, chosen before)."""
+    """Set the dtype policy (``auto`` resolved by auto_precision, once the devices are
+    known) and the distribution ``config`` asks for; returns the Placement. Keras is
+    imported here (on ``config.backend``, chosen before)."""
     keras = import_keras()
     backend = keras.backend.backend()
+    keras.distribution.set_distribution(None)  # a previous fit in this process may have set one
+    placement = Placement(backend, config.distribute, config.precision)
+    _place_devices(config, keras, placement)
+    if config.precision == "auto":
+        on_gpu = any(name != "CPU" for name in placement.devices)
+        placement.precision, placement.precision_note = auto_precision(
+            config.model, backend, on_gpu, config.distribute, config.model_args)
     # Layers take the global policy when they are created: set before the model is built.
     # "mixed_*": float32 variables, bf16/fp16 compute; compile() wraps the optimizer in a
     # LossScaleOptimizer for mixed_float16 (auto_scale_loss); the classifier stays float32.
-    keras.config.set_dtype_policy(config.precision)
-    keras.distribution.set_distribution(None)  # a previous fit in this process may have set one
-    placement = Placement(backend, config.distribute, config.precision)
+    keras.config.set_dtype_policy(placement.precision)
+    if config.batch_size % placement.replicas:
+        raise BadInput(f"--batch-size {config.batch_size} (the global batch) must be a multiple "
+                       f"of the {placement.replicas} replicas")
+    return placement
+
+
+def _place_devices(config, keras, placement):
+    """The devices, replicas and processes of ``placement``; the distribution set."""
+    backend = placement.backend
     if config.distribute == "mirrored":
         tf = import_tensorflow()
         gpus = tf.config.list_logical_devices("GPU")
@@ -200,10 +266,6 @@ def place(config):
         placement.devices = _jax_devices(all_devices=False)
     elif backend == "torch":
         placement.devices = _torch_devices()
-    if config.batch_size % placement.replicas:
-        raise BadInput(f"--batch-size {config.batch_size} (the global batch) must be a multiple "
-                       f"of the {placement.replicas} replicas")
-    return placement
 
 
 def config_source_is_tfds(config):

@@ -46,7 +46,7 @@ from lenet_keras.errors import BadInput
 from lenet_keras.exports import (
     check_destination, default_export_dir, make_staging_dir, publish,
 )
-from lenet_keras.formats import TFLITE_FORMATS, get, select
+from lenet_keras.formats import TFLITE_FORMATS, by_speed, get, select
 from lenet_keras.pipelines import evaluation_batches
 from lenet_keras.quiet import import_keras, import_tensorflow
 from lenet_keras.runs import check_not_training, load_config, load_model, read_labels
@@ -153,10 +153,36 @@ class ExportJob:
     safe_mode: bool = True
     graphs: dict = field(default_factory=dict)    # converter sources by fold plan
     written: dict = field(default_factory=dict)   # {format: path written}
+    latencies: dict = field(default_factory=dict)  # {format: us} of those timed so far
     reference: object = None      # the first format's (Keras) probabilities
 
     def progress_bar(self, total, desc):
         return _progress(total, desc, self.progress)
+
+    def fastest(self, names):
+        """The one of the formats ``names`` to ship: the fastest as timed so far, else the
+        first by rank (``formats.by_speed``: as serve and report["int8_vs_float32"])."""
+        return by_speed(self.latencies, names)[0].name
+
+
+def tflite_bytes(model, name, check_images, calibration=None, describe=None):
+    """(bytes, report extras) of the .tflite ``export`` writes for the LiteRT format
+    ``name`` (float32, dynamic, float16, int8) of ``model``: its own converter, so the
+    same graph rewrites (checked on ``check_images``), calibration (on ``calibration``)
+    and metadata (``describe``, default: class_0... labels), without an export folder.
+    For benchmarks: their numbers are those of the files that ship."""
+    fmt = get(name)
+    describe = describe or {"labels": [f"class_{i}" for i in range(model.output_shape[-1])],
+                            "name": model.name, "channels": int(model.input_shape[-1])}
+    with tempfile.TemporaryDirectory(prefix="tflite-bytes-") as folder:
+        job = ExportJob(model=model, model_path=Path(folder) / "model.keras",
+                        run_name=model.name, summary=model.name, staging=Path(folder),
+                        sources=Path(folder), x_test=np.asarray(check_images, np.float32),
+                        y_test=np.zeros(len(check_images), np.int64),
+                        calibration=None if calibration is None else np.asarray(calibration),
+                        describe=describe, progress=False, log=lambda *_: None)
+        path, extra = fmt.convert(job, fmt)
+        return path.read_bytes(), extra
 
 
 def report_entry(fmt, path, runner, job, extra=None):
@@ -300,6 +326,7 @@ def _export_into(staging, model, run_dir, plan, calibration_samples, latency_num
         "created": datetime.now(timezone.utc).isoformat(),
         "versions": _versions(plan),
         "formats": entries,
+        "int8_vs_float32": int8_vs_float32(entries, log),
         **sections,
     }
 
@@ -328,16 +355,20 @@ def _describe(model, name, dataset, labels):
 
 def _write_and_verify(job, plan, latency_number):
     """Convert, verify and time each format of ``plan`` (table order: the reference
-    first); returns {format: report entry}."""
-    entries, timers, runners = {}, {}, []
+    first; ``after_timing`` formats once the others are timed); returns {format: report
+    entry}."""
+    entries, runners = {}, []
     try:
-        for fmt in plan:
-            path, extra = fmt.convert(job, fmt)
-            job.written[fmt.name] = path
-            runners.append(fmt.checker.open(path, job.safe_mode))
-            entries[fmt.name] = report_entry(fmt, path, runners[-1], job, extra)
-            timers[fmt.name] = runners[-1].timer(job.x_test[:64])
-        _time(timers, entries, latency_number, job.log)
+        for stage in ([f for f in plan if not f.after_timing], [f for f in plan if f.after_timing]):
+            timers = {}
+            for fmt in stage:
+                path, extra = fmt.convert(job, fmt)
+                job.written[fmt.name] = path
+                runners.append(fmt.checker.open(path, job.safe_mode))
+                entries[fmt.name] = report_entry(fmt, path, runners[-1], job, extra)
+                timers[fmt.name] = runners[-1].timer(job.x_test[:64])
+            _time(timers, entries, latency_number, job.log)
+            job.latencies = {name: entry["latency_us"] for name, entry in entries.items()}
     finally:
         for runner in runners:
             runner.close()
@@ -349,6 +380,25 @@ def _write_and_verify(job, plan, latency_number):
         if float_bytes and entry["file"].endswith(".tflite"):
             entry["size_vs_float32"] = round(entry["bytes"] / float_bytes, 4)
     return entries
+
+
+def int8_vs_float32(entries, log=print):
+    """report["int8_vs_float32"] where both were timed (else None): their latencies, the
+    ratio and which is faster (``by_speed``, as serve and the web page choose); says so
+    in one line where int8 is the slower."""
+    latencies = {name: entries[name]["latency_us"] for name in ("int8", "float32")
+                 if name in entries}
+    if len(latencies) < 2 or None in latencies.values():
+        return None
+    faster = by_speed(latencies, tuple(latencies))[0].name
+    if faster == "float32":
+        served = by_speed({name: entry["latency_us"] for name, entry in entries.items()})
+        serves = next(fmt.file for fmt in served if fmt.name in entries)
+        page = ", the web page the float32 graph" if "web" in entries else ""
+        log(f"int8 is slower than float32 here ({latencies['int8']:.1f} vs "
+            f"{latencies['float32']:.1f} us): serve uses {serves}{page}")
+    return {"int8_us": latencies["int8"], "float32_us": latencies["float32"],
+            "ratio": round(latencies["int8"] / latencies["float32"], 4), "faster": faster}
 
 
 def _time(timers, entries, latency_number, log):
@@ -373,7 +423,7 @@ def _latency_text(plan, latency_number):
     """How report["latency"] was measured, from the formats' rows."""
     rows = [fmt for fmt in plan if fmt.section == "formats"]
     reference = "/".join(f.name for f in rows if f.timing == "reference")
-    shared = "/".join(f.name for f in rows if f.timing == "shared")
+    shared = "/".join(f.name for f in rows if f.timing == "shared" and not f.after_timing)
     notes = {}
     for fmt in rows:
         notes.setdefault((fmt.timing, fmt.timing_note), []).append(fmt.name)
@@ -384,6 +434,9 @@ def _latency_text(plan, latency_number):
             + "; ".join(parts))
     if shared:
         text += f"; {shared} taking turns each round, input already in the file's dtype"
+    later = "/".join(f.name for f in rows if f.after_timing)
+    if later:
+        text += f"; {later} after the others (built from their latencies)"
     return text
 
 

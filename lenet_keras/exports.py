@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from lenet_keras.errors import BadInput
-from lenet_keras.formats import SERVE_ORDER
+from lenet_keras.formats import BY_NAME, SERVE_ORDER, by_speed
 
 EXPORTS_ROOT = Path("exports")
 
@@ -39,16 +39,30 @@ def latest_export_dir(root=EXPORTS_ROOT):
 
 
 def model_in_export(export_dir):
-    """The file of an export directory to serve, in formats.SERVE_ORDER (int8 .tflite
-    first: what ships)."""
+    """The file of an export directory to serve: the fastest LiteRT file its report.json
+    timed, else the first in formats.SERVE_ORDER (int8 .tflite first: what ships);
+    ``formats.by_speed`` decides."""
     export_dir = Path(export_dir)
     if not export_dir.is_dir():
         raise BadInput(f"export directory '{export_dir}' does not exist")
-    for fmt in SERVE_ORDER:
+    for fmt in by_speed(verified_latencies(export_dir)):
         if (export_dir / fmt.file).exists():
             return export_dir / fmt.file
     raise BadInput(f"'{export_dir}' holds no model ({', '.join(f.file for f in SERVE_ORDER)}); "
                    "make one with: lenet-keras export --tflite")
+
+
+def verified_latencies(export_dir):
+    """{format: latency_us} of the files report.json verified and timed that are still
+    the files it measured (same bytes); {} without a readable report."""
+    try:
+        entries = json.loads((Path(export_dir) / "report.json").read_text())["formats"]
+        measured = {name: entry["latency_us"] for name, entry in entries.items()
+                    if name in BY_NAME and (Path(export_dir) / BY_NAME[name].file).is_file()
+                    and (Path(export_dir) / BY_NAME[name].file).stat().st_size == entry["bytes"]}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+    return measured
 
 
 # ---------------------------------------------------------------------------------------

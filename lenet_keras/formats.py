@@ -40,15 +40,19 @@ class Format:
     always: written by every export; choice: named in ``--quantize``; tflite: in
         ``--tflite``'s set; flag: a CLI switch of its own (``--micro``) that adds it.
     needs: formats written before it (switched on with it).
+    after_timing: converted once the formats before it are verified and timed (its
+        converter reads their latencies, ``job.latencies``), then timed itself.
     calibrated: converted with calibration images (training split).
     section: "formats" (an entry of report["formats"]), or a top-level report key.
     timing: "reference" (alone, a tenth of the calls: slow Python-level calls),
         "shared" (single-threaded runtimes taking turns round by round, so a busy spell
         on a shared CPU hits all alike) or "alone" (a runtime with threads of its own).
     timing_note: how one call is timed, for report["latency"].
-    serve_rank: preference when serving an export folder, 1 first (None: never picked).
+    serve_rank: preference when serving an export folder, 1 first (None: never picked),
+        where report.json has no latency to choose by (``by_speed``).
     pooled: ``serve`` keeps a pool of predictors (one request each, GIL released).
-    quantization: what ``serve``'s /api/model says of its numbers.
+    quantization: what ``serve``'s /api/model says of its numbers (None: the file's
+        input tensor says).
     packages: modules it needs beyond the base install; extra: the pip extra with them.
     """
 
@@ -64,13 +68,14 @@ class Format:
     tflite: bool = False
     flag: Optional[str] = None
     needs: tuple = ()
+    after_timing: bool = False
     calibrated: bool = False
     section: str = "formats"
     timing: str = "shared"
     timing_note: str = ""
     serve_rank: Optional[int] = None
     pooled: bool = False
-    quantization: str = "none"
+    quantization: Optional[str] = "none"
     packages: tuple = ()
     extra: Optional[str] = None
 
@@ -112,9 +117,10 @@ FORMATS = (
            pooled=True, packages=("onnx", "onnxruntime", "tf2onnx"), extra="onnx"),
     Format("web", "web/model.tflite", web.web_app, runtimes.TFLiteModel, "litert",
            "Also write web/: a page that classifies in the browser with LiteRT.js, offline "
-           "and installable, for any static host (its model: int8 inside, uint8 in).",
-           flag="--web", calibrated=True, pooled=True,
-           quantization="full-integer int8 (uint8 in, float32 out)",
+           "and installable, for any static host (its model: uint8 in, the faster of int8 "
+           "and float32 here inside; implies both).",
+           flag="--web", needs=("float32", "int8"), after_timing=True, calibrated=True,
+           pooled=True, quantization=None,
            timing_note="LiteRT, 1 thread (the page runs the same file with LiteRT.js)"),
     Format("micro", "model_int8.cc", micro.micro_files, None, "tflite-micro",
            "Also write model_int8.cc/.h (the int8 file as a C array) and micro_ops.txt for "
@@ -126,12 +132,36 @@ BY_NAME = {fmt.name: fmt for fmt in FORMATS}
 # --quantize's names, and the set --tflite writes.
 CHOICES = tuple(fmt.name for fmt in FORMATS if fmt.choice)
 TFLITE_FORMATS = tuple(fmt.name for fmt in FORMATS if fmt.tflite)
-# What serving an export folder picks, best first: the int8 file is what ships to a phone.
+# What serving an export folder picks, best first, where no latency was measured: the
+# int8 file is what ships to a phone.
 SERVE_ORDER = tuple(sorted((f for f in FORMATS if f.serve_rank), key=lambda f: f.serve_rank))
 
 
 def get(name):
     return BY_NAME[name]
+
+
+def by_speed(latencies, names=None):
+    """The formats of SERVE_ORDER (only ``names``, if given), best first: the LiteRT ones
+    timed in ``latencies`` ({format: microseconds}, report.json's), fastest first; then
+    the rest in serve_rank order (the fallback where nothing was timed).
+
+    The one place that decides which file ``serve`` takes from an export folder, which
+    graph the web page ships and whether ``export`` says int8 is the slower here.
+
+        >>> [f.name for f in by_speed({"int8": 23.0, "float32": 19.0}, ("int8", "float32"))]
+        ['float32', 'int8']
+        >>> [f.name for f in by_speed({}, ("int8", "float32"))]
+        ['int8', 'float32']
+    """
+    def timed(fmt):
+        value = latencies.get(fmt.name)
+        return (fmt.runtime == "litert" and isinstance(value, (int, float))
+                and not isinstance(value, bool) and value == value)  # not NaN
+
+    rows = [fmt for fmt in SERVE_ORDER if names is None or fmt.name in names]
+    return tuple(sorted(rows, key=lambda f: (0, latencies[f.name], f.serve_rank) if timed(f)
+                        else (1, 0.0, f.serve_rank)))
 
 
 # ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import csv
 import json
 import os
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -191,6 +191,8 @@ def check_run_dir(config, run_dir, overwrite=False):
     if is_finished(run_dir):
         raise RunFinished(run_dir, read_metrics(run_dir))
     read_history(run_dir)  # a damaged history.csv fails now, not after TensorFlow loads
+    if config.precision == "auto":  # a run resumes in the precision it started in
+        config = replace(config, precision=previous.precision)
     if _comparable(previous) != _comparable(config):
         changed = [k for k, v in _comparable(config).items() if _comparable(previous).get(k) != v]
         raise BadInput(

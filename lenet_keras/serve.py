@@ -1,6 +1,6 @@
 """Serve a model on a local web page and a JSON API: the "Not Hotdog" app, for real.
 
-    lenet-keras serve                                  # the latest export's int8 .tflite
+    lenet-keras serve                                  # the latest export's fastest .tflite
     lenet-keras serve --export-dir exports/my-run --port 8080
     lenet-keras serve --model runs/my-run/model.keras
     lenet-keras serve --model exports/my-run/model.onnx
@@ -128,11 +128,13 @@ def model_format(path, predictor):
 
 def quantization(path, input_info):
     """What /api/model says of the model's numbers: its row's words, else (a .tflite
-    under another name) from its input tensor."""
+    under another name, or the web page's model: int8 or float32 inside) from its input
+    tensor (uint8 raw pixels, scale 0, feed a float graph)."""
     fmt = named(path)
-    if fmt is not None and fmt.predictor is not None:
+    if fmt is not None and fmt.predictor is not None and fmt.quantization is not None:
         return fmt.quantization
-    return "full-integer int8" if np.dtype(input_info["dtype"]).kind in "iu" else "none"
+    integer = np.dtype(input_info["dtype"]).kind in "iu" and input_info.get("scale")
+    return "full-integer int8" if integer else "none"
 
 
 def web_folder(path):
@@ -644,7 +646,8 @@ def run_server(model=None, export_dir=None, host="127.0.0.1", port=8000, safe_mo
 
     Args:
         model: a .tflite, .keras or SavedModel path (default: see ``resolve_model_path``).
-        export_dir: serve this export's best file (int8 .tflite first).
+        export_dir: serve this export's best file (``exports.model_in_export``: the
+            fastest .tflite its report.json timed, int8 first where none was).
         host, port: where to listen (127.0.0.1 unless you mean to share it; port 0 picks a
             free port and prints it).
         safe_mode: load a .keras file in Keras safe mode.

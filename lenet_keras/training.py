@@ -14,6 +14,7 @@ import platform
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from lenet_keras import devices, runs
@@ -41,9 +42,8 @@ def train(config, run_dir=None, log=print, overwrite=False, callbacks=()):
     before anything is written; what needs no TensorFlow is checked before it loads.
 
     The backend is ``config.backend`` (default: KERAS_BACKEND, else tensorflow); keras
-    must not have been imported on another one (set KERAS_BACKEND before importing it).
-    In a multi-process data-parallel run, process 0 writes the run directory; another
-    process writes only to a ``run_dir`` of its own (one process 0 does not write).
+    must not run on another one yet. In a multi-process data-parallel run, process 0
+    writes the run directory; another writes only to a ``run_dir`` of its own.
 
     Example:
         >>> metrics = train(TrainConfig(model="lenet5", epochs=3), "runs/quick")
@@ -59,6 +59,7 @@ def train(config, run_dir=None, log=print, overwrite=False, callbacks=()):
 
     # 2. Place: keras on its backend, precision, devices, the other processes.
     placement = devices.place(config)
+    config = replace(config, precision=placement.precision)  # auto resolved: config.json says which
     token = devices.run_token(placement)  # None unless several processes train
     writes = devices.claim_run_dir(placement, run_dir, own_run_dir, token)
     if writes and not placement.is_chief:
@@ -274,6 +275,8 @@ def _announce(config, run_dir, bundle, model, log, placement, shown_dir=None):
         f"{bundle.image_shape}, {len(bundle.class_names)} classes -> "
         + (shown_dir or str(run_dir)))
     log(placement.summary())
+    if placement.precision_note:  # --precision auto chose bf16: say why
+        log(placement.precision_note)
     if config.recipe_changes():
         # Say so when a model's registry recipe (or a flag) changes the training.
         log(f"recipe: {config.recipe_changes()}")

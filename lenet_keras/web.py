@@ -5,7 +5,8 @@
         app.js, preprocess.js   LiteRT.js in the page; decoding and resizing in a worker
         style.css, icon*.{svg,png}, manifest.webmanifest
         sw.js                   service worker: every file cached, works offline
-        model.tflite            int8 inside, uint8 raw pixels in, float32 probabilities out
+        model.tflite            uint8 raw pixels in, float32 probabilities out; int8
+                                inside, or float32 where int8 is the slower here
         model.json              what the page needs to know (labels, input tensor, names)
         labels.txt
         litertjs/               LiteRT.js (npm @litertjs/core), vendored, with its LICENSE
@@ -14,6 +15,11 @@ Why a folder inside the export (the format table's ``web`` row) and not a comman
 own: the page is one more way the exported model ships, so it is made by the same loop,
 from the same calibration as model_int8.tflite, and its model file is verified and timed
 in report.json like every other format (``predict --model .../web/model.tflite`` runs it).
+
+Which graph: the faster of model_int8.tflite and model_float32.tflite as the export timed
+them (``job.fastest``: ``formats.by_speed``, the choice ``serve`` makes), so the row needs
+both and is made after they are timed. LiteRT.js in the browser is another runtime than
+LiteRT on this CPU, but the same XNNPACK kernels decide there (its wasm build).
 
 Why vendored: a Python user never needs npm or a network to export; the runtime is
 pinned (lenet_keras/webapp/litertjs/VENDORED.json, refreshed by
@@ -60,13 +66,18 @@ def _tensor(info):
             "zero_point": info["zero_point"]}
 
 
-def _model_json(job, content, labels):
+# model.json's words for each graph the page may ship.
+QUANTIZATION = {"int8": "full-integer int8 (uint8 pixels in, float32 probabilities out)",
+                "float32": "none: float32 inside (uint8 pixels in, float32 probabilities out)"}
+
+
+def _model_json(job, content, labels, graph):
     runner = TFLiteModel(content)
     return {
         "name": job.summary,
         "model": MODEL_FILE,
-        "format": "int8",
-        "quantization": "full-integer int8 (uint8 pixels in, float32 probabilities out)",
+        "format": graph,
+        "quantization": QUANTIZATION[graph],
         "labels": labels,
         "input": _tensor(runner.input_info),
         "output": _tensor(runner.output_info),
@@ -129,7 +140,9 @@ def first_load(folder):
 def web_app(job, fmt):
     """The format table's converter for ``web``: writes the folder, returns (the model
     file, extra report fields)."""
-    content, used = convert.web_model_bytes(job)
+    # int8 unless the export timed it slower than float32 (then both were timed).
+    graph = job.fastest(tuple(QUANTIZATION))
+    content, used = convert.web_model_bytes(job, graph)
     folder = job.staging / Path(fmt.file).parent
     folder.mkdir()
     shutil.copytree(APP_DIR / RUNTIME, folder / RUNTIME)
@@ -139,7 +152,8 @@ def web_app(job, fmt):
     (folder / MODEL_FILE).write_bytes(content)
     labels = list(job.describe["labels"])
     (folder / "labels.txt").write_text("\n".join(labels) + "\n")
-    (folder / "model.json").write_text(json.dumps(_model_json(job, content, labels), indent=2))
+    (folder / "model.json").write_text(json.dumps(_model_json(job, content, labels, graph),
+                                                  indent=2))
     (folder / "manifest.webmanifest").write_text(json.dumps(_manifest(job.summary), indent=2))
     html = (APP_DIR / "index.html").read_text().replace("{{CSP}}", CSP)
     (folder / "index.html").write_text(html.replace("{{TITLE}}", _html_escape(
@@ -152,5 +166,6 @@ def web_app(job, fmt):
         "first_load_bytes": raw,
         "first_load_gzip_bytes": packed,
         "browser_runtime": f"@litertjs/core {runtime_version()}",
+        "graph": graph,  # int8 or float32 inside, the faster here
         "folded_columns": used,
     }

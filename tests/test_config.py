@@ -88,6 +88,13 @@ def test_the_fast_recipe_picks_its_model_and_settings_and_given_options_win():
     mine = TrainConfig.for_model("lenet5_bn", recipe="fast", epochs=2, target_accuracy=None)
     assert (mine.model, mine.epochs) == ("lenet5_bn", 2)
     assert mine.target_accuracy == RECIPES["fast"].get("target_accuracy")
+    assert mine.model_args == RECIPES["fast"]["model_args"]
+    # The recipe's builder arguments belong to its model: another model does not get them.
+    other = TrainConfig.for_model("lenet5", recipe="fast").check()
+    assert (other.model, other.model_args, other.epochs) == ("lenet5", {}, RECIPES["fast"]["epochs"])
+    # Nobody changes the registry's recipe through a config's model_args.
+    fast.model_args["widths"] = [1, 1]
+    assert RECIPES["fast"]["model_args"]["widths"] == [8, 16]
     assert TrainConfig.for_model(None).model == "lenet5" and TrainConfig().recipe is None
 
 

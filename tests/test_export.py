@@ -168,6 +168,11 @@ def test_report_has_every_field_for_every_format(exported):
     sizes = {k: report["formats"][k]["bytes"] for k in TFLITE_FORMATS}
     assert sizes["int8"] < sizes["float16"] < sizes["float32"]
     assert sizes["dynamic"] < sizes["float16"]
+    verdict, int8, float32 = (report["int8_vs_float32"], report["formats"]["int8"],
+                              report["formats"]["float32"])
+    assert (verdict["int8_us"], verdict["float32_us"]) == (int8["latency_us"], float32["latency_us"])
+    assert verdict["ratio"] == pytest.approx(int8["latency_us"] / float32["latency_us"], abs=1e-4)
+    assert verdict["faster"] == ("int8" if int8["latency_us"] <= float32["latency_us"] else "float32")
 
 
 def test_drops_over_names_the_formats_past_the_gate():
@@ -351,6 +356,50 @@ def test_cli_max_drop_gate_exits_3_after_writing(tiny_run, in_tmp, monkeypatch, 
     assert result.stderr.strip() == "Error: accuracy drop over --max-drop 1.0 pp: int8 +1.70 pp"
     assert invoke("export", "--run-dir", tiny_run, "--out", in_tmp / "out",
                   "--max-drop", 2).exit_code == 0
+
+
+@pytest.mark.parametrize("int8_us, shipped", [(23.0, "float32"), (5.0, "int8")],
+                         ids=["int8-slower-here", "int8-faster"])
+def test_where_int8_is_slower_export_says_so_and_serve_and_the_page_take_float32(
+        tiny_run, in_tmp, monkeypatch, invoke, int8_us, shipped):
+    """The timing function is replaced: int8 at ``int8_us``, float32 at 19 us, the rest
+    at 50 us; export's line, report, serve's file and the page's model follow it."""
+    import lenet_keras.export as export
+    from lenet_keras.runtimes import TFLiteModel
+    from lenet_keras.serve import resolve_model_path
+
+    fake = {"int8": int8_us, "float32": 19.0}
+    monkeypatch.setattr(export, "measure_latencies_us",
+                        lambda calls, rounds=0, number=0: {n: fake.get(n, 50.0) for n in calls})
+    out = in_tmp / "out"
+    result = invoke("export", "--run-dir", tiny_run, "--out", out, "--quantize",
+                    "float32,int8", "--web", "--calibration-samples", 100)
+    assert result.exit_code == 0, result.output + result.stderr
+    said = [line for line in result.stdout.splitlines() if line.startswith("int8 is slower")]
+    report = json.loads((out / "report.json").read_text())
+    verdict, entries = report["int8_vs_float32"], report["formats"]
+    assert verdict == {"int8_us": int8_us, "float32_us": 19.0,
+                       "ratio": round(int8_us / 19.0, 4), "faster": shipped}
+    assert resolve_model_path(export_dir=out) == out / get(shipped).file
+    web = entries["web"]
+    page = TFLiteModel(out / "web" / "model.tflite")
+    assert web["graph"] == shipped
+    assert json.loads((out / "web" / "model.json").read_text())["format"] == shipped
+    # Either graph takes raw uint8 pixels and gives float32 probabilities (LiteRT.js).
+    assert (web["input"]["dtype"], web["output"]["dtype"]) == ("uint8", "float32")
+    assert (page.input_dtype, page.output_dtype) == (np.uint8, np.float32)
+    # ... and answers as the file it stands in for (the same graph, the same numbers).
+    assert web["test_accuracy"] == entries[shipped]["test_accuracy"]
+    assert web["agreement"] == entries[shipped]["agreement"]
+    if shipped == "float32":
+        assert said == ["int8 is slower than float32 here (23.0 vs 19.0 us): serve uses "
+                        "model_float32.tflite, the web page the float32 graph"]
+        assert web["input"]["scale"] == 0.0 and web["max_abs_diff"] < 1e-5
+        assert web["bytes"] > 2 * entries["int8"]["bytes"]
+    else:  # as before: the int8 graph behind a uint8 input with scale 1
+        assert said == []
+        assert (web["input"]["scale"], web["input"]["zero_point"]) == (1.0, 0)
+        assert web["bytes"] < 1.1 * entries["int8"]["bytes"]
 
 
 def _corrupt_run(tiny_run, root):

@@ -62,6 +62,9 @@ def test_select_adds_the_always_formats_and_what_a_format_needs():
         "keras", "saved_model", "float32", "int8", "mediapipe", "micro"]
     with pytest.raises(BadInput, match="unknown format 'keras'"):
         formats.select(("keras",))  # always written, not a choice
+    # The page ships the faster of int8 and float32: both are written and timed first.
+    assert [f.name for f in formats.select(("web",))] == [
+        "keras", "saved_model", "float32", "int8", "mediapipe", "web"]
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -113,6 +116,46 @@ def test_model_in_export_follows_the_tables_serve_order(tmp_path):
     assert model_in_export(tmp_path).name == "model.onnx"
     (tmp_path / "model_float32.tflite").write_bytes(b"")
     assert model_in_export(tmp_path).name == "model_float32.tflite"
+
+
+def _export_with_report(folder, latencies, sizes=None):
+    """An export folder whose files have the bytes its report.json records (``sizes``
+    overrides what is on disk) and the given latencies."""
+    import json
+
+    entries = {}
+    for name, latency in latencies.items():
+        path = folder / get(name).file
+        path.write_bytes(b"x" * (10 + len(entries)))
+        entries[name] = {"bytes": path.stat().st_size, "latency_us": latency}
+    for name, size in (sizes or {}).items():
+        (folder / get(name).file).write_bytes(b"x" * size)
+    (folder / "report.json").write_text(json.dumps({"formats": entries}))
+
+
+def test_by_speed_puts_the_timed_litert_files_first_fastest_first():
+    order = lambda latencies, names=None: [f.name for f in formats.by_speed(latencies, names)]  # noqa: E731
+    assert order({}) == [f.name for f in SERVE_ORDER]  # nothing timed: the rank
+    assert order({"int8": 23.0, "float32": 19.0})[:2] == ["float32", "int8"]
+    assert order({"int8": 5.0, "float32": 19.0}, ("int8", "float32")) == ["int8", "float32"]
+    # ONNX and SavedModel latencies do not count (LiteRT files only); nor a missing one.
+    assert order({"onnx": 1.0, "saved_model": 1.0, "float32": 19.0, "int8": None})[:2] == [
+        "float32", "int8"]
+
+
+def test_model_in_export_takes_the_fastest_file_report_json_verified(tmp_path):
+    from lenet_keras.exports import model_in_export
+
+    _export_with_report(tmp_path, {"int8": 23.0, "float32": 19.0, "float16": 19.5})
+    assert model_in_export(tmp_path).name == "model_float32.tflite"
+    # A file that is not the one the report measured (other bytes) is not taken on its word.
+    _export_with_report(tmp_path, {"int8": 23.0, "float32": 19.0}, sizes={"float32": 3})
+    assert model_in_export(tmp_path).name == "model_int8.tflite"
+    _export_with_report(tmp_path, {"int8": 5.0, "float32": 19.0})
+    assert model_in_export(tmp_path).name == "model_int8.tflite"
+    (tmp_path / "report.json").write_text("{not json")  # unreadable: the rank decides
+    (tmp_path / "model_float32.tflite").write_bytes(b"")
+    assert model_in_export(tmp_path).name == "model_int8.tflite"
 
 
 def test_cli_export_options_come_from_the_table(invoke):

@@ -389,6 +389,18 @@ def test_default_model_is_the_latest_exports_int8_else_the_latest_run(tmp_path, 
         resolve_model_path(export_dir=tmp_path / "runs")
 
 
+def test_api_model_says_what_the_web_pages_model_computes_in():
+    """web/model.tflite is int8 inside (quantized uint8 input, scale 1) or, where int8
+    was the slower, float32 inside (raw uint8 pixels cast: scale 0)."""
+    from lenet_keras.serve import quantization
+
+    page = Path("exports/run/web/model.tflite")
+    assert quantization(page, {"dtype": "uint8", "scale": 1.0}) == "full-integer int8"
+    assert quantization(page, {"dtype": "uint8", "scale": 0.0}) == "none"
+    assert quantization(Path("exports/run/model_int8.tflite"),
+                        {"dtype": "int8", "scale": 1.0}) == "full-integer int8"
+
+
 def test_verdict_says_x_or_not_x_for_a_positive_class_model():
     from lenet_keras.pipelines import binary_class_names
 
