@@ -28,6 +28,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+def cosine(batch_size, rate, epochs):
+    """lenet5, one cosine to zero over `epochs`, label smoothing 0.1 (rounds 3 and 4)."""
+    return ["--batch-size", str(batch_size), "--learning-rate", rate, "--epochs", str(epochs),
+            "--label-smoothing", "0.1"]
+
+
+def batch_norm_net(widths, epochs, *model_args):
+    """lenet5_bn's builder at other widths, no dropout, rate 1e-2 (batch norm), batch 256."""
+    args = [flag for arg in (f"widths={widths}", "dropout=0", *model_args)
+            for flag in ("--model-arg", arg)]
+    return ["--model", "lenet5_bn", *args, *cosine(256, "1e-2", epochs)]
+
+
+
 # name -> extra `fit` flags; every candidate also gets --target-accuracy TARGET.
 SHORT = ["--warmup-epochs", "1", "--label-smoothing", "0.1"]
 CANDIDATES = {
@@ -52,32 +66,18 @@ CANDIDATES = {
     # Round 3 (run with --no-stop and two seeds): a stop on 6,000 validation images fired
     # early and optimistic, so whole short cosines to zero, scored with and without a
     # left-right flip averaged in at test time (--tta).
-    "r3-e6": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "6",
-              "--label-smoothing", "0.1"],
-    "r3-e7": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "7",
-              "--label-smoothing", "0.1"],
-    "r3-b512-e6": ["--batch-size", "512", "--learning-rate", "8e-3", "--epochs", "6",
-                   "--label-smoothing", "0.1"],
-    "r3-lr6-e6": ["--batch-size", "256", "--learning-rate", "6e-3", "--epochs", "6",
-                  "--label-smoothing", "0.1"],
-    "r3-bn8-e4": ["--model", "lenet5_bn", "--model-arg", "widths=[8,16]", "--model-arg",
-                  "dropout=0", "--batch-size", "256", "--learning-rate", "1e-2", "--epochs",
-                  "4", "--label-smoothing", "0.1"],
+    "r3-e6": cosine(256, "4e-3", 6),
+    "r3-e7": cosine(256, "4e-3", 7),
+    "r3-b512-e6": cosine(512, "8e-3", 6),
+    "r3-lr6-e6": cosine(256, "6e-3", 6),
+    "r3-bn8-e4": batch_norm_net("[8,16]", 4),
+    "r3-bn8-e3": batch_norm_net("[8,16]", 3),
+    "r3-bn6-e3": batch_norm_net("[6,16]", 3, "dense_units=[120,84]"),
+    "r3-bn6-e4": batch_norm_net("[6,16]", 4, "dense_units=[120,84]"),
     # Round 4: on an idle CPU the 8-16 batch-norm net cost 2.6x lenet5 per image (13,065
     # against 34,503 images/s), more than its fewer epochs saved: lenet5 again, longer.
-    "r4-e8": ["--batch-size", "256", "--learning-rate", "4e-3", "--epochs", "8",
-              "--label-smoothing", "0.1"],
-    "r4-lr6-e8": ["--batch-size", "256", "--learning-rate", "6e-3", "--epochs", "8",
-                  "--label-smoothing", "0.1"],
-    "r3-bn8-e3": ["--model", "lenet5_bn", "--model-arg", "widths=[8,16]", "--model-arg",
-                  "dropout=0", "--batch-size", "256", "--learning-rate", "1e-2", "--epochs",
-                  "3", "--label-smoothing", "0.1"],
-    "r3-bn6-e3": ["--model", "lenet5_bn", "--model-arg", "widths=[6,16]", "--model-arg",
-                  "dense_units=[120,84]", "--model-arg", "dropout=0", "--batch-size", "256",
-                  "--learning-rate", "1e-2", "--epochs", "3", "--label-smoothing", "0.1"],
-    "r3-bn6-e4": ["--model", "lenet5_bn", "--model-arg", "widths=[6,16]", "--model-arg",
-                  "dense_units=[120,84]", "--model-arg", "dropout=0", "--batch-size", "256",
-                  "--learning-rate", "1e-2", "--epochs", "4", "--label-smoothing", "0.1"],
+    "r4-e8": cosine(256, "4e-3", 8),
+    "r4-lr6-e8": cosine(256, "6e-3", 8),
 }
 
 
