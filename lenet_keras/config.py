@@ -110,6 +110,9 @@ class TrainConfig:
         if model != recipe_model:
             # A recipe's builder arguments are for its own model, not the one given instead.
             settings.pop("model_args", None)
+        elif "model_args" in given:
+            # --model-arg is one argument at a time: it changes that one, keeps the others.
+            given["model_args"] = {**settings.get("model_args", {}), **given["model_args"]}
         return cls(model=model, recipe=recipe,
                    **{**get_spec(model).train, **settings, **given})
 

@@ -92,6 +92,9 @@ def test_the_fast_recipe_picks_its_model_and_settings_and_given_options_win():
     # The recipe's builder arguments belong to its model: another model does not get them.
     other = TrainConfig.for_model("lenet5", recipe="fast").check()
     assert (other.model, other.model_args, other.epochs) == ("lenet5", {}, RECIPES["fast"]["epochs"])
+    # A --model-arg changes that argument of the recipe's model and keeps the others.
+    wider = TrainConfig.for_model(None, recipe="fast", model_args={"widths": [12, 24]})
+    assert wider.model_args == {**RECIPES["fast"]["model_args"], "widths": [12, 24]}
     # Nobody changes the registry's recipe through a config's model_args.
     fast.model_args["widths"] = [1, 1]
     assert RECIPES["fast"]["model_args"]["widths"] == [8, 16]
