@@ -25,9 +25,19 @@ fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   "$PYTHON" -c "import jax, keras, torch; print('jax', jax.__version__, jax.devices(), '| keras', keras.__version__, '| torch', torch.__version__)"
 } 2>&1 | tee "$OUT/versions.txt"
+# Keras' per-step loop against one lax.scan per execution (lenet_keras/fused_steps.py), in
+# one process each: lenet5, then the flip model with flips (FUSED_AB=0 skips).
+if [ "${FUSED_AB:-1}" = 1 ]; then
+  "$PYTHON" benchmarks/jax_fused_ab.py --data "${DATA:-.data/fashion_mnist.npz}" \
+    --epochs 3 --variant "keras loop" --variant scan --variant "scan, unrolled" 2>&1 | tee "$OUT/fused_ab.log" || echo "fused A/B failed"
+  [ -z "${FLIP_MODEL-mobilenet_mini}" ] || "$PYTHON" benchmarks/jax_fused_ab.py \
+    --data "${DATA:-.data/fashion_mnist.npz}" --model "${FLIP_MODEL-mobilenet_mini}" \
+    --augment flip --epochs 1 --variant "keras loop" --variant scan 2>&1 | tee -a "$OUT/fused_ab.log" || echo "fused A/B failed"
+fi
 # BEFORE=PATH: also run every package case from that checkout (e.g. here `mkdir .before &&
 # git archive <commit> | tar -x -C .before`, carried along), alternating over ROUNDS rounds.
 "$PYTHON" benchmarks/gpu_fit.py --data "${DATA:-.data/fashion_mnist.npz}" \
-  --epochs "${EPOCHS:-15}" --model "${MODEL:-lenet5}" --bf16 --spe1 --out "$OUT" \
+  --epochs "${EPOCHS:-15}" --model "${MODEL:-lenet5}" --out "$OUT" \
+  $([ "${BF16:-1}" = 1 ] && echo --bf16) $([ "${SPE1:-1}" = 1 ] && echo --spe1) \
   --flip-model "${FLIP_MODEL-mobilenet_mini}" --flip-epochs "${FLIP_EPOCHS:-5}" \
   --rounds "${ROUNDS:-1}" ${BEFORE:+--tree "before=$BEFORE"} 2>&1 | tee "$OUT/gpu_fit.log"

@@ -162,7 +162,7 @@ def with_augmenter(network, augment):
 def build_for_config(config, bundle):
     """The compiled model a config describes, for the bundle's input and classes (with
     the bundle's augmenter in front where the model runs it: JAX, torch)."""
-    import_keras()  # quietly, before models.py imports keras
+    keras = import_keras()  # quietly, before models.py imports keras
     from lenet_keras.models import build_model
 
     model = with_augmenter(build_model(config.model, bundle.image_shape,
@@ -180,6 +180,11 @@ def build_for_config(config, bundle):
         steps_per_execution=(1 if config.distribute == "mirrored" or config.backend == "torch"
                              else config.steps_per_execution),
     )
+    if keras.backend.backend() == "jax" and config.distribute == "off":
+        from lenet_keras import fused_steps
+
+        if fused_steps.fuses_here():
+            fused_steps.fuse_steps(model)  # the execution's steps in one compiled lax.scan
     return model
 
 
