@@ -84,11 +84,11 @@ def test_target_accuracy_stops_the_run_at_the_first_epoch_that_reaches_it(tmp_pa
     assert result.returncode == 0, result.stderr
     recipe = [line for line in result.stdout.splitlines() if line.startswith("recipe: ")]
     assert recipe and recipe[0].startswith(
-        "recipe: fast (model=lenet5_bn, model_args={'widths': [8, 16], 'dropout': 0.0}, "
-        "epochs=3, "), result.stdout
+        "recipe: fast (model=lenet5_bn, model_args={'widths': [8, 16], 'dropout': 0.0, "
+        "'pool_first': True}, epochs=3, "), result.stdout
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["recipe"], config["model"], config["target_accuracy"]) == ("fast", "lenet5_bn", 0.05)
-    assert config["model_args"] == {"widths": [8, 16], "dropout": 0.0}
+    assert config["model_args"] == {"widths": [8, 16], "dropout": 0.0, "pool_first": True}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert (metrics["epochs"], metrics["stopped_at_target"], metrics["target_epoch"]) == (1, True, 1)
     assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # header + epoch 1
