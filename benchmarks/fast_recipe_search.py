@@ -84,6 +84,9 @@ CANDIDATES = {
     "r5-pool-first-bn8-e3": batch_norm_net("[8,16]", 3, "pool_first=true"),
     "r5-pool-first-bn16-e3": batch_norm_net("[16,32]", 3, "pool_first=true"),
     "r5-pool-first-bn16-e4": batch_norm_net("[16,32]", 4, "pool_first=true"),
+    # The chosen recipe in float32 (what --precision auto gives it) and in bf16.
+    "r5-chosen-float32": batch_norm_net("[8,16]", 3, "pool_first=true") + ["--precision", "float32"],
+    "r5-chosen-bf16": batch_norm_net("[8,16]", 3, "pool_first=true") + ["--precision", "mixed_bfloat16"],
 }
 
 
@@ -130,6 +133,8 @@ def flip_averaged_accuracy(run_dir, subset):
 
 def run(name, flags, subset, target, scratch, seed=None, tta=False):
     run_dir = Path(scratch) / (name if seed is None else f"{name}-seed{seed}")
+    while run_dir.exists():  # a candidate named twice (--only a,b,a,b) trains again
+        run_dir = run_dir.with_name(run_dir.name + "-again")
     stop = [] if target is None else ["--target-accuracy", str(target)]
     seeded = [] if seed is None else ["--seed", str(seed)]
     command = [sys.executable, "-m", "lenet_keras", "fit", "--dataset", str(subset),
