@@ -4,10 +4,14 @@
 #
 #   here:  python benchmarks/fashion_mnist_npz.py .data/fashion_mnist.npz
 #          python -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#              --platform manylinux2014_x86_64 --platform any -d .whl keras namex optree
+#              --implementation cp --platform manylinux_2_28_x86_64 \
+#              --platform manylinux2014_x86_64 --platform any -d .whl keras==3.15.1 namex optree
 #   there: bash benchmarks/gpu_fit.sh            (results in $OUT, default ./gpu_fit_results)
 #
 # EPOCHS=2 FLIP_EPOCHS=1 bash benchmarks/gpu_fit.sh is the quick check (it runs on a CPU too).
+# It first runs benchmarks/jax_fused_ab.py (FUSED_AB=0 skips it): whether one lax.scan per
+# execution beats Keras' per-step loop there (lenet_keras/fused_steps.py, FUSED_ON);
+# BF16=0 and SPE1=0 skip the bf16 and 1-step-per-execution fits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # gpu_fit.py's PyTorch loop reads the data with the package's own reader.
