@@ -14,6 +14,7 @@ dataset's size, grayscale or RGB. Scaling, and the paper's zero padding of 28x28
 """
 
 import inspect
+import json
 
 import keras
 import numpy as np
@@ -434,7 +435,47 @@ def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
     if unknown:
         takes = ", ".join(accepted) or "no arguments"
         raise BadInput(f"model {name} takes no argument {unknown[0]!r}; it takes: {takes}")
-    return builder(tuple(input_shape), num_classes, **{**spec.kwargs, **kwargs})
+    defaults = {**{key: p.default for key, p in inspect.signature(builder).parameters.items()},
+                **spec.kwargs}
+    for key, value in kwargs.items():
+        if not _like_default(value, defaults[key]):
+            raise BadInput(f"model {name}: {key} must be {_kind(defaults[key])}, "
+                           f"got {value!r:.60}")
+    try:
+        return builder(tuple(input_shape), num_classes, **{**spec.kwargs, **kwargs})
+    except BadInput:
+        raise
+    except (IndexError, TypeError, ValueError) as error:
+        if not kwargs:
+            raise  # the registry's own arguments: a bug, not bad input
+        given = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        raise BadInput(f"model {name} cannot be built with {given}: {error}") from None
+
+
+def _like_default(value, default):
+    """Whether a builder argument has its default's kind: true/false for a switch
+    (``pool_first="false"`` would be true), a whole number for a count, a number for a
+    number, a list of such for a list (of any length: some builders loop over it)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if _whole(default):
+        return _whole(value)
+    if isinstance(default, (float, np.floating)):
+        return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)) and default:
+        return (isinstance(value, (list, tuple)) and len(value) > 0
+                and all(_like_default(v, default[0]) for v in value))
+    return True  # None or text: the builder says what it takes
+
+
+def _kind(default):
+    if isinstance(default, bool):
+        return "true or false"
+    if _whole(default):
+        return "a whole number"
+    if isinstance(default, (float, np.floating)):
+        return "a number"
+    return f"a list like {json.dumps(default)}"
 
 
 def _whole(value):
