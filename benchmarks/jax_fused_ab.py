@@ -44,14 +44,23 @@ def images_per_second(config, unroll, epochs):
     return bundle.train.num_images * epochs / (time.perf_counter() - started)
 
 
+def at_least_one(text):
+    """argparse type: a whole number >= 1 (--epochs 0 divided by zero after the run)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="lenet_keras/sample/fashion_mnist_sample.npz")
+    # None: the package's embedded sample, from any folder (a path relative to the
+    # checkout failed when run from elsewhere)
+    parser.add_argument("--data", default=None, help="default: the embedded sample")
     parser.add_argument("--model", default="lenet5")
     parser.add_argument("--augment", default="none")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--batch-size", type=at_least_one, default=128)
+    parser.add_argument("--epochs", type=at_least_one, default=3)
+    parser.add_argument("--rounds", type=at_least_one, default=1)
     parser.add_argument("--variant", action="append", choices=list(VARIANTS))
     args = parser.parse_args()
     config = TrainConfig(model=args.model, dataset=args.data, backend="jax",

@@ -116,9 +116,10 @@ def unsafe_option(help_text="Allow a model.keras that holds Python code (only if
               help=f"Registry name; see `lenet-keras models`.  [default: the recipe's, "
                    f"else {DEFAULTS.model}]")
 @click.option("--recipe", type=click.Choice(RECIPE_NAMES), default=None,
-              help="Named training recipe; fast: lenet5, batch 256, rate 4e-3, label "
-                   "smoothing, a 10-epoch cosine, stop at 0.905 validation accuracy "
-                   "(docs/SPEED.md). Options you give win.")
+              # from registry.RECIPES itself: a hand-written copy still described lenet5
+              help="Named training recipe: " + "; ".join(
+                  TrainConfig.for_model(None, recipe=name).recipe_changes() for name in RECIPES)
+              + " (docs/SPEED.md). Options you give win.")
 @click.option("--target-accuracy", type=float, default=None, metavar="A",
               help="Stop after the first epoch whose validation accuracy reaches A.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="NAME=VALUE",

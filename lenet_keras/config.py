@@ -28,6 +28,9 @@ COLORS = (None, "grayscale", "rgb")
 AUGMENTATIONS = ("none", "shift", "flip", "shift+flip")
 # Larger images would not be "small CNN" work and can exhaust memory before training.
 MAX_IMAGE_SIZE = 1024
+# Every builder's first two parameters (models.py), set from the data: as a model argument
+# they clashed with build_model's own (an internal TypeError, exit 1).
+DATA_ARGUMENTS = ("input_shape", "num_classes")
 # numpy and TensorFlow seeds are unsigned 32-bit.
 MAX_SEED = 2**32 - 1
 # Beyond these a value is a typo, not a plan (and 2**40 overflows TensorFlow's int32 shapes).
@@ -250,6 +253,9 @@ def check_model_args(model_args):
     for name, value in model_args.items():
         if not (isinstance(name, str) and name.isidentifier()):
             raise BadInput(f"model argument names must be Python identifiers, got {name!r}")
+        if name in DATA_ARGUMENTS:
+            raise BadInput(f"model argument {name} comes from the dataset; use --image-size, "
+                           f"--grayscale/--rgb or --positive-class instead")
         if not isinstance(value, (int, float, str, bool, list)):
             raise BadInput(f"model argument {name} must be a number, string or list, got {value!r}")
 

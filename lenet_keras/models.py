@@ -29,6 +29,15 @@ from lenet_keras.registry import builder_name, check_input
 # stroke end-points can reach the centre of the top feature detectors' receptive fields.
 LENET_INPUT_SIZE = 32
 
+# The largest builder arguments: maps or units per layer, layers per list, the width
+# multiplier. widths=[100000, 100000] asked TensorFlow for 1 TB and died in 50 lines of
+# OOM; 1,024 maps is 4x the registry's widest layer (mlp's 300, mobilenet_mini's 256) and
+# 16 layers 3x its longest list. Arguments at these limits still build, each alone; two at
+# once (mobilenet_mini's width 4 with 1,024-map blocks) can still ask more than a machine has.
+MAX_UNITS = 1024
+MAX_LAYERS = 16
+MAX_WIDTH = 4.0
+
 
 # ---------------------------------------------------------------------------------------
 # Layers of the faithful 1998 model. Registered so that .keras files load in safe mode.
@@ -286,11 +295,13 @@ def lenet5_bn(input_shape, num_classes, widths=(32, 64), dense_units=(128, 84), 
     layer and dropout before the classifier (``pool_first``: see ``_conv_pool``)."""
     inputs = keras.Input(input_shape, name="image")
     x = _pixels_in(inputs)
-    x = _conv_pool(x, widths[0], "c1", batch_norm=True, pool_first=pool_first)
-    x = _conv_pool(x, widths[1], "c3", batch_norm=True, pool_first=pool_first)
+    # Two of each, unpacked: widths=[8, 16, 32] built two stages and dropped the 32 unsaid.
+    (c1, c3), (f5, f6) = widths, dense_units
+    x = _conv_pool(x, c1, "c1", batch_norm=True, pool_first=pool_first)
+    x = _conv_pool(x, c3, "c3", batch_norm=True, pool_first=pool_first)
     x = layers.Flatten(name="flatten")(x)
-    x = _dense(x, dense_units[0], "f5", batch_norm=True, dropout=dropout)
-    x = _dense(x, dense_units[1], "f6", batch_norm=True, dropout=dropout)
+    x = _dense(x, f5, "f5", batch_norm=True, dropout=dropout)
+    x = _dense(x, f6, "f6", batch_norm=True, dropout=dropout)
     return keras.Model(inputs, _classifier(x, num_classes), name="lenet5_bn")
 
 
@@ -320,15 +331,15 @@ def mlp(input_shape, num_classes, hidden=(300, 100)):
 def alexnet_mini(input_shape, num_classes, widths=(16, 32, 48, 48, 32), dense_units=(256, 256),
                  dropout=0.5):
     """AlexNet's shape (Krizhevsky et al. 2012) scaled to 28-32 px: a 5x5 conv, then 3x3
-    convs with max-pools after the 1st, 2nd and 5th, two wide dense layers with dropout.
+    convs with max-pools after the 1st, 2nd and last (5th), two wide dense layers with dropout.
 
     As in AlexNet: ReLU, no batch norm (its local response normalisation is left out, as
     later work found it does little); 'same' padding so 28x28 inputs keep 3 pools.
     """
     inputs = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    kernels = (5, 3, 3, 3, 3)
-    for i, (filters, kernel) in enumerate(zip(widths, kernels), start=1):
+    for i, filters in enumerate(widths, start=1):  # a conv per width, however many
+        kernel = 5 if i == 1 else 3
         x = layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"conv{i}")(x)
         if i in (1, 2, len(widths)):
             x = layers.MaxPooling2D(2, padding="same", name=f"pool{i}")(x)
@@ -427,7 +438,7 @@ def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
         BadInput (a ValueError): unknown name or builder argument, an image too small for
         the model, or fewer than 2 classes.
     """
-    input_shape, num_classes = _checked_arguments(name, input_shape, num_classes, kwargs)
+    input_shape, num_classes = _checked_arguments(name, input_shape, num_classes)
     spec = check_input(name, input_shape, num_classes)
     builder = globals()[builder_name(spec)]
     accepted = list(inspect.signature(builder).parameters)[2:]
@@ -438,9 +449,10 @@ def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
     defaults = {**{key: p.default for key, p in inspect.signature(builder).parameters.items()},
                 **spec.kwargs}
     for key, value in kwargs.items():
-        if not _like_default(value, defaults[key]):
-            raise BadInput(f"model {name}: {key} must be {_kind(defaults[key])}, "
-                           f"got {value!r:.60}")
+        wrong_kind = not _like_default(value, defaults[key])
+        rule = _kind(defaults[key]) if wrong_kind else _out_of_range(key, value)
+        if rule:
+            raise BadInput(f"model {name}: {key} must be {rule}, got {value!r:.60}")
     try:
         return builder(tuple(input_shape), num_classes, **{**spec.kwargs, **kwargs})
     except BadInput:
@@ -463,8 +475,7 @@ def _like_default(value, default):
     if isinstance(default, (float, np.floating)):
         return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
     if isinstance(default, (list, tuple)) and default:
-        return (isinstance(value, (list, tuple)) and len(value) > 0
-                and all(_like_default(v, default[0]) for v in value))
+        return isinstance(value, (list, tuple)) and all(_like_default(v, default[0]) for v in value)
     return True  # None or text: the builder says what it takes
 
 
@@ -478,14 +489,32 @@ def _kind(default):
     return f"a list like {json.dumps(default)}"
 
 
+def _out_of_range(key, value):
+    """What a builder argument of the right kind must be when it is out of range (None when
+    in range): dropout in [0, 1), width (a multiplier) in (0, MAX_WIDTH], every count in
+    1..MAX_UNITS, every list 1..MAX_LAYERS long. Checked after the kind, so a switch given
+    0 hears "true or false", and before any weight exists."""
+    if isinstance(value, (list, tuple)):
+        if not 1 <= len(value) <= MAX_LAYERS:
+            return f"a list of 1 to {MAX_LAYERS} values"
+        return next(filter(None, (_out_of_range(key, v) for v in value)), None)
+    if key == "dropout":
+        return None if 0 <= value < 1 else "in [0, 1)"
+    if key == "width":
+        return None if 0 < value <= MAX_WIDTH else f"positive and at most {MAX_WIDTH:g}"
+    if _whole(value) and not 1 <= value <= MAX_UNITS:
+        return f"positive and at most {MAX_UNITS:,}"
+    return None
+
+
 def _whole(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _checked_arguments(name, input_shape, num_classes, kwargs):
+def _checked_arguments(name, input_shape, num_classes):
     """BadInput (one line) for arguments no builder can take: a shape that is not
     (H, W, C) of sizes 1..MAX_IMAGE_SIZE with 1 or 3 channels (10000x10000x3 tried to
-    allocate 48 GB), a class count outside 2..MAX_CLASSES, a size argument <= 0."""
+    allocate 48 GB), a class count outside 2..MAX_CLASSES (builder arguments: _out_of_range)."""
     if not isinstance(name, str):
         raise BadInput(f"model name must be a registry name (text), got {name!r:.60}")
     try:
@@ -499,14 +528,6 @@ def _checked_arguments(name, input_shape, num_classes, kwargs):
     if not _whole(num_classes) or not 2 <= num_classes <= MAX_CLASSES:
         raise BadInput(f"num_classes must be a whole number from 2 to {MAX_CLASSES:,}, "
                        f"got {num_classes!r:.60}")
-    for key, value in kwargs.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(v, bool) or not isinstance(v, (int, float, np.number)) for v in values):
-            continue  # non-numbers: the builder says what it takes
-        low_ok = (lambda v: 0 <= v < 1) if key == "dropout" else (lambda v: v > 0)
-        if not values or not all(np.isfinite(v) and low_ok(v) for v in values):
-            rule = "in [0, 1)" if key == "dropout" else "positive"
-            raise BadInput(f"model {name}: {key} must be {rule}, got {value!r:.60}")
     return tuple(int(d) for d in shape), int(num_classes)
 
 

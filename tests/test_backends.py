@@ -694,3 +694,20 @@ def test_jax_fused_scan_trains_to_the_weights_of_keras_own_loop(small_npz):
         # 1e-5 measured, against 1.07 between the runs with and without flips
         assert result[f"{augment} max diff"] < 2e-3, result
     assert result["flip vs none"] > 0.1
+
+
+@requires_jax
+def test_jax_fused_ab_runs_from_any_folder_and_refuses_zero_epochs(tmp_path):
+    """benchmarks/jax_fused_ab.py's default data was a path relative to the checkout (a
+    traceback from any other folder), and --epochs 0 divided by zero after the run."""
+    script = [sys.executable, str(ROOT / "benchmarks" / "jax_fused_ab.py"), "--variant", "keras loop"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
+    done = subprocess.run([*script, "--epochs", "1"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| keras loop |" in done.stdout and "1.00x" in done.stdout
+    refused = subprocess.run([*script, "--epochs", "0"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].endswith(
+        "argument --epochs: must be a whole number >= 1, got '0'")
