@@ -15,7 +15,11 @@ sample's training images, metadata added) and measures:
     fits      flash <= board flash and proposed arena <= board RAM (the application's
               own RAM and stack come on top)
 
-Untrained weights: the sizes depend on the shapes, not on the values.
+Untrained weights: the sizes depend on the shapes, not on the values. Not whether TFLM
+runs the file, though: at initialization mobilenet_mini's activations vanish, its logits
+span ~2e-6 and int8 SOFTMAX's input scale falls under the 2^-26 TFLM's kernel takes
+(micro.tflm_cannot_run); a model TFLM cannot run gets its row with the reason instead of
+an arena (a trained mobilenet_mini runs: ``export --micro`` measures it).
 
     python benchmarks/micro_budget.py                # ~2 minutes on 2 cores
     python benchmarks/micro_budget.py --markdown     # the README table
@@ -62,17 +66,43 @@ def budget(name, calibration, workdir):
     model = build_model(name, calibration.shape[1:], 10)
     content = int8_file(model, calibration, True, workdir)
     image = TFLiteModel(content).prepare(calibration[:1])
-    arena = micro.smallest_arena(content, image)
+    arena, reason = None, micro.tflm_cannot_run(content)
+    if not reason:
+        try:
+            arena = micro.smallest_arena(content, image)
+        except RuntimeError as error:  # no arena runs it: say why, measure the others
+            reason = str(error)
     return {
         "model": name, "params": model.count_params(), "flash": len(content),
         "flash_no_fold": len(int8_file(model, calibration, False, workdir)),
-        "arena": arena, "arena_proposed": micro.with_margin(arena),
-        "ops": micro.model_ops(content),
+        "arena": arena, "arena_proposed": arena and micro.with_margin(arena),
+        "reason": reason, "ops": micro.model_ops(content),
     }
 
 
 def fits(row, ram, flash):
     return row["flash"] <= flash and row["arena_proposed"] <= ram
+
+
+def markdown_row(r):
+    """One model's row of the README table."""
+    head = (f"| `{r['model']}` | {r['params']:,} | {r['flash'] / 1024:.1f} KB | "
+            f"{r['flash_no_fold'] / 1024:.1f} KB |")
+    if r["reason"]:
+        return f"{head} {r['reason']} |" + " — |" * len(BOARDS)
+    marks = " | ".join("yes" if fits(r, ram, flash) else "no" for _, ram, flash in BOARDS)
+    return (f"{head} {r['arena'] / 1024:.1f} KB ({r['arena_proposed'] / 1024:.0f} KB) | "
+            f"{marks} |")
+
+
+def text_row(r):
+    """One model's row of the fixed-width table (the reason where TFLM cannot run it)."""
+    head = f"{r['model']:<16}{r['params']:>9,}{r['flash']:>10,}{r['flash_no_fold']:>11,}"
+    if r["reason"]:
+        return f"{head}{'-':>9}{'-':>10}  {r['reason']}"
+    marks = "  ".join(f"{'fits' if fits(r, ram, flash) else 'too big':<26}"
+                      for _, ram, flash in BOARDS)
+    return f"{head}{r['arena']:>9,}{r['arena_proposed']:>10,}  {marks}"
 
 
 def main(argv=None):
@@ -97,19 +127,13 @@ def main(argv=None):
               + " | ".join(board for board, _, _ in BOARDS) + " |")
         print("|---|---:|---:|---:|---:|" + "---|" * len(BOARDS))
         for r in rows:
-            marks = " | ".join("yes" if fits(r, ram, flash) else "no" for _, ram, flash in BOARDS)
-            print(f"| `{r['model']}` | {r['params']:,} | {r['flash'] / 1024:.1f} KB | "
-                  f"{r['flash_no_fold'] / 1024:.1f} KB | {r['arena'] / 1024:.1f} KB "
-                  f"({r['arena_proposed'] / 1024:.0f} KB) | {marks} |")
+            print(markdown_row(r))
         return
     header = (f"{'model':<16}{'params':>9}{'flash B':>10}{'no fold B':>11}{'arena B':>9}"
               f"{'proposed':>10}  " + "  ".join(f"{board:<26}" for board, _, _ in BOARDS))
     print(header)
     for r in rows:
-        marks = "  ".join(f"{'fits' if fits(r, ram, flash) else 'too big':<26}"
-                          for _, ram, flash in BOARDS)
-        print(f"{r['model']:<16}{r['params']:>9,}{r['flash']:>10,}{r['flash_no_fold']:>11,}"
-              f"{r['arena']:>9,}{r['arena_proposed']:>10,}  {marks}")
+        print(text_row(r))
     print("ops:", {r["model"]: ", ".join(r["ops"]) for r in rows})
 
 
