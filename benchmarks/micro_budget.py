@@ -15,14 +15,16 @@ sample's training images, metadata added) and measures:
     fits      flash <= board flash and proposed arena <= board RAM (the application's
               own RAM and stack come on top)
 
-Untrained weights: the sizes depend on the shapes, not on the values. Not whether TFLM
-runs the file, though: at initialization mobilenet_mini's activations vanish, its logits
-span ~2e-6 and int8 SOFTMAX's input scale falls under the 2^-26 TFLM's kernel takes
-(micro.tflm_cannot_run); a model TFLM cannot run gets its row with the reason instead of
-an arena (a trained mobilenet_mini runs: ``export --micro`` measures it).
+Random weights: the sizes depend on the shapes, not on the values, but every tensor that
+starts constant gets distinct values first (``tune.randomise_constants``, as ``tune``
+measures): an untrained model's all-zero biases are stored once (~6 KB less flash for
+mobilenet_mini), and its activations can vanish (untrained mobilenet_mini's logits span
+~2e-6: an int8 SOFTMAX TensorFlow Lite Micro cannot run). A model TFLM cannot run gets its
+row with the reason (``micro.tflm_cannot_run``, or how TFLM failed) and the others go on.
 
     python benchmarks/micro_budget.py                # ~2 minutes on 2 cores
     python benchmarks/micro_budget.py --markdown     # the README table
+    python benchmarks/micro_budget.py --models lenet5 mobilenet_mini
 """
 
 import argparse
@@ -62,8 +64,10 @@ def budget(name, calibration, workdir):
     from lenet_keras import micro
     from lenet_keras.models import build_model
     from lenet_keras.runtimes import TFLiteModel
+    from lenet_keras.tune import randomise_constants
 
     model = build_model(name, calibration.shape[1:], 10)
+    randomise_constants(model, seed=0)
     content = int8_file(model, calibration, True, workdir)
     image = TFLiteModel(content).prepare(calibration[:1])
     arena, reason = None, micro.tflm_cannot_run(content)
@@ -107,17 +111,20 @@ def text_row(r):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from lenet_keras.registry import list_models
+
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--models", nargs="+", choices=list_models(), default=list_models(),
+                        metavar="MODEL", help="registry models to measure (default: all)")
     args = parser.parse_args(argv)
 
     from lenet_keras.sources import SAMPLE_PATH, load_npz
-    from lenet_keras.registry import list_models
     from lenet_keras.quiet import native_output_captured
 
     calibration = load_npz(SAMPLE_PATH).x_train[:300].astype(np.float32)
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
-        for name in list_models():
+        for name in args.models:
             with native_output_captured(f"measuring {name}"):
                 rows.append(budget(name, calibration, workdir))
             print(f"measured {name}", file=sys.stderr)
