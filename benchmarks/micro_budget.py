@@ -101,7 +101,7 @@ def markdown_row(r):
 
 def text_row(r):
     """One model's row of the fixed-width table (the reason where TFLM cannot run it)."""
-    head = f"{r['model']:<16}{r['params']:>9,}{r['flash']:>10,}{r['flash_no_fold']:>11,}"
+    head = f"{r['model']:<20}{r['params']:>9,}{r['flash']:>10,}{r['flash_no_fold']:>11,}"
     if r["reason"]:
         return f"{head}{'-':>9}{'-':>10}  {r['reason']}"
     marks = "  ".join(f"{'fits' if fits(r, ram, flash) else 'too big':<26}"
@@ -136,7 +136,7 @@ def main(argv=None):
         for r in rows:
             print(markdown_row(r))
         return
-    header = (f"{'model':<16}{'params':>9}{'flash B':>10}{'no fold B':>11}{'arena B':>9}"
+    header = (f"{'model':<20}{'params':>9}{'flash B':>10}{'no fold B':>11}{'arena B':>9}"
               f"{'proposed':>10}  " + "  ".join(f"{board:<26}" for board, _, _ in BOARDS))
     print(header)
     for r in rows:

@@ -397,14 +397,12 @@ def export_micro(content, out_dir, run_name, prepared_images, description=""):
         description: one line about the model for the header.
 
     Raises:
-        BadInput: ``tflm_cannot_run`` knows TFLM cannot run the file; checked before
-        anything runs or is written (TFLM and LiteRT's reference kernels would abort
-        this process, not fail).
+        BadInput: a file TFLM cannot run (``tflm_cannot_run``), before anything runs it
+        (TFLM and LiteRT's reference kernels would abort this process) or is written.
     """
     from lenet_keras.runtimes import TFLiteModel
 
-    reason = tflm_cannot_run(content)
-    if reason:
+    if reason := tflm_cannot_run(content):
         raise BadInput(reason)
     symbol = c_identifier(run_name)
     ops = model_ops(content)
