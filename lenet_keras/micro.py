@@ -18,12 +18,15 @@ ports) on test images.
 """
 
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from lenet_keras.errors import BadInput
 
 C_BASENAME = "model_int8"
 OPS_FILENAME = "micro_ops.txt"
@@ -38,6 +41,11 @@ ARENA_ROUND = 1024
 # reference kernels, one image at a time).
 DEFAULT_AGREEMENT_SAMPLES = 1000
 BYTES_PER_LINE = 12
+# TFLM's int8 SOFTMAX takes beta * input scale as a fixed-point number with 5 integer
+# bits (kScaledDiffIntegerBits) and needs it above 1 there: beta * scale > 2**-26 (see
+# tflm_cannot_run).
+SOFTMAX_INTEGER_BITS = 5
+SOFTMAX_SCALE_FLOOR = 2.0 ** -(31 - SOFTMAX_INTEGER_BITS)
 # MicroMutableOpResolver method names that are not the op's CamelCase name.
 _RESOLVER_METHODS = {"PADV2": "AddPadV2", "UNIDIRECTIONAL_SEQUENCE_LSTM":
                      "AddUnidirectionalSequenceLSTM", "L2_POOL_2D": "AddL2Pool2D"}
@@ -108,24 +116,63 @@ def read_c_array(source_text):
 # ---------------------------------------------------------------------------------------
 
 
-def model_ops(content):
-    """The builtin op names a .tflite uses, in order of first use ('CONV_2D', ...);
-    custom ops as 'CUSTOM:name'."""
+def _operators(content):
+    """(schema module, subgraph, operator, op name) for every operator of a .tflite; the
+    name as model_ops gives it."""
     from ai_edge_litert import schema_py_generated as schema
 
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     model = schema.Model.GetRootAsModel(bytes(content), 0)
-    ops = []
     for s in range(model.SubgraphsLength()):
         subgraph = model.Subgraphs(s)
         for o in range(subgraph.OperatorsLength()):
-            code = model.OperatorCodes(subgraph.Operators(o).OpcodeIndex())
+            operator = subgraph.Operators(o)
+            code = model.OperatorCodes(operator.OpcodeIndex())
             builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
             name = (f"CUSTOM:{code.CustomCode().decode()}"
                     if builtin == schema.BuiltinOperator.CUSTOM else names[builtin])
-            if name not in ops:
-                ops.append(name)
-    return ops
+            yield schema, subgraph, operator, name
+
+
+def model_ops(content):
+    """The builtin op names a .tflite uses, in order of first use ('CONV_2D', ...);
+    custom ops as 'CUSTOM:name'."""
+    return list(dict.fromkeys(name for *_, name in _operators(content)))
+
+
+def tflm_cannot_run(content):
+    """Why TFLM cannot run ``content``, in one line, where that is known from the file
+    alone (else None): an int8 SOFTMAX whose input scale is too small.
+
+    TFLM's int8 softmax (and LiteRT's reference kernel) turns beta * input scale into a
+    fixed-point multiplier with SOFTMAX_INTEGER_BITS integer bits; its Prepare calls
+    QuantizeMultiplierGreaterThanOne, whose TFLITE_CHECK aborts the whole process, no
+    message, unless beta * scale * 2**(31 - SOFTMAX_INTEGER_BITS) > 1. Logits that span
+    less than ~4e-6 on the calibration images (untrained weights whose activations
+    vanish, as mobilenet_mini's at initialization) get such a scale."""
+    for schema, subgraph, operator, name in _operators(content):
+        if name != "SOFTMAX":
+            continue
+        tensor = subgraph.Tensors(operator.Inputs(0))
+        quantization = tensor.Quantization()
+        if (tensor.Type() not in (schema.TensorType.INT8, schema.TensorType.UINT8)
+                or quantization is None or quantization.ScaleLength() == 0):
+            continue
+        options = schema.SoftmaxOptions()
+        table = operator.BuiltinOptions()
+        beta = 1.0
+        if table is not None:
+            options.Init(table.Bytes, table.Pos)
+            beta = options.Beta()
+        scale = quantization.Scale(0)
+        if beta * scale <= SOFTMAX_SCALE_FLOOR:
+            return (f"TensorFlow Lite Micro cannot run this int8 model: its SOFTMAX input "
+                    f"scale {scale:.3g} (times beta {beta:g}) is not above 2^-26 = "
+                    f"{SOFTMAX_SCALE_FLOOR:.3g}, which TFLM's int8 softmax needs (its "
+                    "Prepare aborts in QuantizeMultiplierGreaterThanOne); the logits span "
+                    f"only {scale * 255:.2g} on the calibration images: untrained or "
+                    "collapsed weights?")
+    return None
 
 
 def resolver_method(op):
@@ -168,7 +215,9 @@ def op_resolver_snippet(ops, symbol, arena_size):
 # The search runs in a child process: TFLM's Python interpreter sometimes crashes
 # (SIGSEGV) instead of failing cleanly when an arena is far too small. The child prints
 # each size before and after trying it; when it dies, the size it was trying failed, and
-# a new child goes on from there.
+# a new child goes on from there. A new search first tries the largest arena: a model
+# TFLM cannot run at all (a kernel's check aborting, see tflm_cannot_run) fails there at
+# once, instead of passing for an arena too small at every size up to the limit.
 _SEARCH = """
 import sys
 import numpy as np
@@ -188,7 +237,9 @@ def runs(size):
     print("ok" if ok else "fail", size, flush=True)
     return ok
 
-while high is None or high <= 0:
+if high <= 0 and not runs(limit):
+    sys.exit(3)
+while high <= 0:
     size = max(2 * low, 4096)
     if size > limit:
         sys.exit(3)
@@ -229,10 +280,19 @@ def smallest_arena(content, image, low=0, high=0):
                     low, trying = size, None
             if child.returncode == 0 and high - low <= 1 and high > 0:
                 return high
-            if trying is None:  # died between tries, or found nothing up to the limit
-                raise RuntimeError(f"TFLM did not run the model (exit {child.returncode}): "
-                                   f"{child.stderr.strip()[-300:]}")
+            if trying is None or trying >= ARENA_LIMIT:  # it cannot run at all
+                raise RuntimeError(_no_arena(child))
             low = trying  # it crashed on this size: too small
+
+
+def _no_arena(child):
+    """The error of a search that found no arena: how the child ended, and TFLM's log."""
+    if child.returncode < 0:
+        ended = f"crashed ({signal.Signals(-child.returncode).name})"
+    else:
+        ended = f"failed (exit {child.returncode})"
+    log = " ".join(child.stderr.split())[-300:] or "no message"
+    return f"TFLM {ended} running the model in arenas up to {ARENA_LIMIT // 2**20} MiB: {log}"
 
 
 def tflm_runs(content, arena_size, image):
@@ -335,9 +395,15 @@ def export_micro(content, out_dir, run_name, prepared_images, description=""):
         run_name: the run's name (the C identifiers are derived from it).
         prepared_images: test images already in the input's int8 dtype, [N, H, W, C].
         description: one line about the model for the header.
+
+    Raises:
+        BadInput: a file TFLM cannot run (``tflm_cannot_run``), before anything runs it
+        (TFLM and LiteRT's reference kernels would abort this process) or is written.
     """
     from lenet_keras.runtimes import TFLiteModel
 
+    if reason := tflm_cannot_run(content):
+        raise BadInput(reason)
     symbol = c_identifier(run_name)
     ops = model_ops(content)
     arena = smallest_arena(content, prepared_images[:1])
@@ -385,7 +451,12 @@ def micro_files(job, fmt):
     """The format table's converter for ``micro`` (export --micro): the int8 file the
     export just wrote (``fmt.needs``), as a C array, checked against LiteRT's reference
     kernels on the first DEFAULT_AGREEMENT_SAMPLES test images. Returns the report's
-    ``micro`` section."""
+    ``micro`` section.
+
+    Raises:
+        BadInput: a file TFLM cannot run (see export_micro); the export then writes
+        nothing.
+    """
     from lenet_keras.quiet import native_output_captured
     from lenet_keras.runtimes import TFLiteModel
 

@@ -290,9 +290,12 @@ def architecture_key(config):
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _randomise(model, seed):
+def randomise_constants(model, seed):
     """Give every tensor that starts constant (biases, batch-norm statistics) distinct
-    values, as training does: the converter stores identical constant buffers once."""
+    values, as training does: the converter stores identical constant buffers once, and
+    a model whose activations vanish at initialization (mobilenet_mini) calibrates to an
+    int8 SOFTMAX TFLM cannot run (micro.tflm_cannot_run). benchmarks/micro_budget.py
+    measures with it too."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -326,7 +329,7 @@ def measure(config, scratch, log=print):
         shape, classes = prepared.image_shape, len(prepared.class_names)
         config = _measuring_config(config, prepared, scratch)
     model = build_model(config.model, shape, classes, **config.model_args)
-    _randomise(model, config.seed)
+    randomise_constants(model, config.seed)
     runs.write_config(run_dir, config)
     model.save(run_dir / "model.keras")
     try:

@@ -1,13 +1,18 @@
 """export --micro: the int8 file as a C array, its ops, and a TFLM arena that was measured
 by running it (micro.py)."""
 
+import os
 import shutil
+import struct
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from conftest import ROOT, run_cli_process
 from lenet_keras import micro
+from lenet_keras.errors import BadInput
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +141,102 @@ def test_read_c_array_rejects_a_wrong_length():
     with pytest.raises(ValueError, match="holds 2 bytes"):
         micro.read_c_array("const unsigned char a[] = {\n 0x01, 0x02,\n};\nconst unsigned int a_len = 3;")
     assert micro.read_c_array("x[] = { 0x0a, 0xff };") == b"\x0a\xff"
+
+
+# ---------------------------------------------------------------------------------------
+# A file TFLM cannot run: an int8 SOFTMAX whose input scale is at most 2^-26 aborts TFLM's
+# (and LiteRT's reference) softmax Prepare in QuantizeMultiplierGreaterThanOne, no message.
+# Untrained mobilenet_mini calibrates to one (its logits span ~2e-6).
+# ---------------------------------------------------------------------------------------
+
+
+def _softmax_input_scale(content):
+    for _, subgraph, operator, name in micro._operators(content):
+        if name == "SOFTMAX":
+            return subgraph.Tensors(operator.Inputs(0)).Quantization().Scale(0)
+    raise AssertionError("no SOFTMAX")
+
+
+def _with_softmax_input_scale(content, scale):
+    """``content`` with its SOFTMAX input's scale (a float32 stored once) replaced."""
+    old = struct.pack("<f", _softmax_input_scale(content))
+    assert content.count(old) == 1
+    return content.replace(old, struct.pack("<f", scale))
+
+
+def test_tflm_cannot_run_draws_the_line_where_tflm_aborts(int8):
+    """At 2^-26 TFLM aborts (SIGABRT: the arena search says so at once, where it used to
+    try every arena up to 64 MiB and end with 'exit 3'); one float32 step above, it runs."""
+    content, images, _ = int8
+    assert micro.tflm_cannot_run(content) is None
+    floor = float(np.float32(2.0 ** -26))
+    above = float(np.nextafter(np.float32(floor), np.float32(1)))
+    at_floor = _with_softmax_input_scale(content, floor)
+    reason = micro.tflm_cannot_run(at_floor)
+    assert reason.startswith("TensorFlow Lite Micro cannot run this int8 model: its SOFTMAX "
+                             "input scale 1.49e-08 (times beta 1) is not above 2^-26")
+    assert "\n" not in reason
+    with pytest.raises(RuntimeError, match=r"TFLM crashed \(SIGABRT\) running the model in "
+                                           r"arenas up to 64 MiB"):
+        micro.smallest_arena(at_floor, images[:1])
+    just_above = _with_softmax_input_scale(content, above)
+    assert micro.tflm_cannot_run(just_above) is None
+    assert micro.smallest_arena(just_above, images[:1]) > 0
+    with pytest.raises(BadInput, match="cannot run this int8 model"):
+        micro.export_micro(at_floor, ROOT / "never-written", "run", images[:2])
+    assert not (ROOT / "never-written").exists()
+
+
+def test_export_micro_refuses_a_model_tflm_cannot_run_in_one_line(micro_export, tmp_path):
+    """A run whose logits span ~1e-6 (its last layer scaled down): export --micro exits 2
+    with one line and writes nothing (it used to end in an internal error, exit 1)."""
+    from lenet_keras.quiet import import_keras
+
+    keras = import_keras()
+    run_dir = tmp_path / "collapsed-run"
+    shutil.copytree(micro_export[0], run_dir)
+    model = keras.saving.load_model(run_dir / "model.keras")
+    last = [layer for layer in model.layers if layer.weights][-1]
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel * 1e-7, np.zeros_like(bias)])
+    model.save(run_dir / "model.keras")
+    out = tmp_path / "export"
+    result = run_cli_process("export", "--run-dir", run_dir, "--micro", "--out", out)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("Error: TensorFlow Lite Micro cannot run this int8 model: "
+                                    "its SOFTMAX input scale")
+    assert "untrained or collapsed weights?" in result.stderr
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["collapsed-run"]
+
+
+def test_micro_budget_measures_mobilenet_mini(tmp_path):
+    """benchmarks/micro_budget.py, as a user runs it: untrained mobilenet_mini calibrated to
+    a SOFTMAX TFLM aborts on (exit 1 after 'TFLM did not run the model (exit 3)'); with its
+    constants randomised, as tune measures, it gets a row like any model."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "micro_budget.py"), "--models",
+         "mobilenet_mini"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = next(line for line in result.stdout.splitlines() if line.startswith("mobilenet_mini"))
+    params, flash, _, arena, proposed = (int(v.replace(",", "")) for v in row.split()[1:6])
+    assert params == 87_818 and 140_000 < flash < 160_000
+    assert 32_000 < arena < 128_000 and proposed == micro.with_margin(arena)
+
+
+def test_micro_budget_rows_say_why_tflm_cannot_run_a_model():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import micro_budget
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    row = {"model": "mobilenet_mini", "params": 87_818, "flash": 142_950,
+           "flash_no_fold": 123_110, "arena": None, "arena_proposed": None,
+           "reason": "TensorFlow Lite Micro cannot run this int8 model: its SOFTMAX ..."}
+    text = micro_budget.text_row(row)
+    assert text.split()[:6] == ["mobilenet_mini", "87,818", "142,950", "123,110", "-", "-"]
+    assert text.endswith(row["reason"]) and "fits" not in text
+    assert micro_budget.markdown_row(row).endswith(f"| {row['reason']} | — | — |")
+    measured = {**row, "arena": 65_760, "arena_proposed": 82_944, "reason": None}
+    assert micro_budget.markdown_row(measured).endswith("| 64.2 KB (81 KB) | yes | no |")
