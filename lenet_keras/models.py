@@ -441,18 +441,7 @@ def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
     input_shape, num_classes = _checked_arguments(name, input_shape, num_classes)
     spec = check_input(name, input_shape, num_classes)
     builder = globals()[builder_name(spec)]
-    accepted = list(inspect.signature(builder).parameters)[2:]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        takes = ", ".join(accepted) or "no arguments"
-        raise BadInput(f"model {name} takes no argument {unknown[0]!r}; it takes: {takes}")
-    defaults = {**{key: p.default for key, p in inspect.signature(builder).parameters.items()},
-                **spec.kwargs}
-    for key, value in kwargs.items():
-        wrong_kind = not _like_default(value, defaults[key])
-        rule = _kind(defaults[key]) if wrong_kind else _out_of_range(key, value)
-        if rule:
-            raise BadInput(f"model {name}: {key} must be {rule}, got {value!r:.60}")
+    _check_builder_arguments(name, builder, spec.kwargs, kwargs)
     try:
         return builder(tuple(input_shape), num_classes, **{**spec.kwargs, **kwargs})
     except BadInput:
@@ -462,6 +451,22 @@ def build_model(name, input_shape=(32, 32, 1), num_classes=10, **kwargs):
             raise  # the registry's own arguments: a bug, not bad input
         given = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
         raise BadInput(f"model {name} cannot be built with {given}: {error}") from None
+
+
+def _check_builder_arguments(name, builder, spec_kwargs, kwargs):
+    """BadInput (one line) for a builder argument the builder does not take, or one not of
+    its default's kind (``_like_default``) or out of range (``_out_of_range``)."""
+    parameters = dict(list(inspect.signature(builder).parameters.items())[2:])
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown:
+        takes = ", ".join(parameters) or "no arguments"
+        raise BadInput(f"model {name} takes no argument {unknown[0]!r}; it takes: {takes}")
+    defaults = {**{key: p.default for key, p in parameters.items()}, **spec_kwargs}
+    for key, value in kwargs.items():
+        wrong_kind = not _like_default(value, defaults[key])
+        rule = _kind(defaults[key]) if wrong_kind else _out_of_range(key, value)
+        if rule:
+            raise BadInput(f"model {name}: {key} must be {rule}, got {value!r:.60}")
 
 
 def _like_default(value, default):
